@@ -1,0 +1,72 @@
+// Typed errors for the API, and their conversion to gulp's PluginError for the stream steps.
+// Every message names the file (and line:column when we know it), says what is wrong and
+// what to do, so a user never has to read a stack trace.
+import PluginError from 'plugin-error';
+
+export const PLUGIN_NAME = 'gulp-capstan';
+
+export interface CapstanErrorDetails {
+  /** Stable machine-readable code, e.g. `E_RUN_YAML_MAIN_MISSING`. */
+  code: string;
+  /** The file the problem is in (host path, or a package-relative name such as `meta/run.yaml`). */
+  file?: string | undefined;
+  /** 1-based line and column inside `file`. */
+  line?: number | undefined;
+  column?: number | undefined;
+  /** What the user should do about it. */
+  hint?: string | undefined;
+  cause?: unknown;
+}
+
+/** Base of every error the library throws on purpose. */
+export class CapstanError extends Error {
+  override name = 'CapstanError';
+  readonly code: string;
+  readonly file: string | undefined;
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  readonly hint: string | undefined;
+  /** The problem alone, without location or hint. */
+  readonly shortMessage: string;
+
+  constructor(problem: string, details: CapstanErrorDetails) {
+    super(formatMessage(problem, details), details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = details.code;
+    this.file = details.file;
+    this.line = details.line;
+    this.column = details.column;
+    this.hint = details.hint;
+    this.shortMessage = problem;
+  }
+}
+
+export class ManifestError extends CapstanError { override name = 'ManifestError'; }
+export class LayoutError extends CapstanError { override name = 'LayoutError'; }
+export class RepositoryError extends CapstanError { override name = 'RepositoryError'; }
+export class ImageError extends CapstanError { override name = 'ImageError'; }
+export class VmError extends CapstanError { override name = 'VmError'; }
+
+function formatMessage(problem: string, d: CapstanErrorDetails): string {
+  let where = d.file ?? '';
+  if (where && d.line !== undefined) where += `:${d.line}` + (d.column !== undefined ? `:${d.column}` : '');
+  const head = where ? `${where}: ${problem}` : problem;
+  return d.hint ? `${head}\n  ${d.hint}` : head;
+}
+
+/**
+ * Wraps any error for emission from a gulp stream. Our own errors keep their message and
+ * location; unexpected ones keep their stack (it is then worth reading).
+ */
+export function toPluginError(error: unknown, fileName?: string): PluginError {
+  if (error instanceof PluginError) return error;
+  if (error instanceof CapstanError) {
+    const pe = new PluginError(PLUGIN_NAME, error, {
+      showStack: false,
+      ...(error.file ?? fileName ? { fileName: error.file ?? fileName } : {}),
+      ...(error.line !== undefined ? { lineNumber: error.line } : {}),
+    });
+    return pe;
+  }
+  const err = error instanceof Error ? error : new Error(String(error));
+  return new PluginError(PLUGIN_NAME, err, { showStack: true, ...(fileName ? { fileName } : {}) });
+}

@@ -1,0 +1,32 @@
+// Logging per step: one summary line by default, per-file detail only when verbose. Through
+// gulplog, so gulp's --log-level and --silent apply; silent when nobody listens (tests).
+// gulplog.error is never called: errors travel through the stream.
+import gulplog from 'gulplog';
+import { PLUGIN_NAME } from './errors.js';
+
+export interface LogOptions {
+  /** Print per-file detail. */
+  verbose?: boolean | undefined;
+  /** Print nothing at all. */
+  silent?: boolean | undefined;
+}
+
+export interface StepLogger {
+  summary(message: string): void;
+  detail(message: string): void;
+  warn(message: string): void;
+}
+
+export function stepLogger(step: string, options: LogOptions = {}): StepLogger {
+  const prefix = `${PLUGIN_NAME}: ${step}:`;
+  return {
+    summary: (m) => { if (!options.silent) gulplog.info(`${prefix} ${m}`); },
+    detail: (m) => { if (!options.silent && options.verbose) gulplog.info(`${prefix} ${m}`); },
+    warn: (m) => { if (!options.silent) gulplog.warn(`${prefix} ${m}`); },
+  };
+}
+
+/** True when a live progress display makes sense (a terminal, not CI). */
+export function wantsProgress(stream: NodeJS.WriteStream = process.stderr): boolean {
+  return Boolean(stream.isTTY) && !process.env.CI;
+}
