@@ -1,0 +1,385 @@
+// layoutFiles: gives every file its place in the guest (capstan.guestPath, capstan.layer),
+// leaves out what Capstan leaves out (.capstanignore, meta/, files outside a Capstanfile's
+// rootfs/files), and adds what the image needs besides: /run/<config_set> scripts, the ROFS
+// skeleton and folders nobody provided. Files stream through in arrival order; only their
+// guest paths are remembered, so the generated entries can be decided at the end.
+import { createReadStream, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Stats } from 'node:fs';
+import type { Transform } from 'node:stream';
+import { objectTransform } from 'through2';
+import Vinyl from 'vinyl';
+import { APP_LAYER, annotate, capstanOf, type CapstanMeta } from '../carrier.js';
+import { LayoutError, toPluginError } from '../errors.js';
+import { stepLogger, type LogOptions, type StepLogger } from '../log.js';
+import type { Manifest } from '../manifest/types.js';
+import {
+  GuestTree, SKELETON_LAYER, capstanfileGuestPaths, capstanfileLayout, compileIgnore, guestPathOf, isIgnored,
+  isMetaPath, parseCapstanignore, readHostEntry, rewriteSymlinkTarget, rofsSkeleton, runScriptEntries,
+  type CapstanfileLayout, type GeneratedEntry, type GuestEntryType, type IgnoreMatcher, type IgnorePatternSource,
+  type RunScriptSource,
+} from '../layout/index.js';
+
+export interface LayoutFilesOptions extends LogOptions {
+  /**
+   * Extra ignore patterns in .capstanignore syntax, applied to application files together with
+   * the manifest's (`.capstanignore`) and Capstan's built-in ones. Default: none.
+   */
+  ignore?: readonly string[] | undefined;
+  /** Add the ROFS skeleton entries (fstab, hosts, mnttab, mount points) nothing else provides. Default true. */
+  skeleton?: boolean | undefined;
+  /** Turn `..`-relative symlink targets into absolute guest paths, as Capstan does. Default true. */
+  rewriteSymlinks?: boolean | undefined;
+}
+
+interface Settings {
+  ignore: IgnorePatternSource[];
+  skeleton: boolean;
+  rewriteSymlinks: boolean;
+}
+
+export function layoutFiles(options: LayoutFilesOptions = {}): Transform {
+  const settings = normaliseOptions(options);
+  const log = stepLogger('layoutFiles', options);
+  return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
+    const layout = new LayoutRun(settings, log);
+    for await (const file of files) {
+      let placed: Vinyl | undefined;
+      try {
+        placed = layout.accept(file);
+      } catch (error) {
+        throw toPluginError(error, file.path);
+      }
+      if (placed) yield placed;
+    }
+    let generated: Vinyl[];
+    try {
+      generated = await layout.finish();
+    } catch (error) {
+      throw toPluginError(error);
+    }
+    yield* generated;
+  }) as unknown as Transform;
+}
+
+function normaliseOptions(options: LayoutFilesOptions): Settings {
+  try {
+    if (options === null || typeof options !== 'object') {
+      throw new LayoutError('layoutFiles options must be an object', { code: 'E_LAYOUT_OPTIONS', hint: 'Call layoutFiles() or layoutFiles({ignore: [...]}).' });
+    }
+    const ignore = options.ignore ?? [];
+    if (!Array.isArray(ignore) || ignore.some((p) => typeof p !== 'string')) {
+      throw new LayoutError('layoutFiles option `ignore` must be an array of strings', {
+        code: 'E_LAYOUT_OPTIONS', hint: "Pass patterns in .capstanignore syntax, e.g. {ignore: ['/test', '/**/*.map']}.",
+      });
+    }
+    for (const name of ['skeleton', 'rewriteSymlinks'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'boolean') {
+        throw new LayoutError(`layoutFiles option \`${name}\` must be true or false`, { code: 'E_LAYOUT_OPTIONS' });
+      }
+    }
+    const sources = ignore.map((pattern, i) => ({ pattern, file: `layoutFiles option ignore[${i}]` }));
+    compileIgnore(sources, { defaults: false }); // reject '/meta' and bad patterns now, not mid-build
+    return { ignore: sources, skeleton: options.skeleton ?? true, rewriteSymlinks: options.rewriteSymlinks ?? true };
+  } catch (error) {
+    throw toPluginError(error);
+  }
+}
+
+/** The state of one layoutFiles stream (one build). */
+class LayoutRun {
+  private manifest: Manifest | undefined;
+  private matcher: IgnoreMatcher | undefined;
+  private capstanfile: CapstanfileLayout | undefined;
+  private readonly tree = new GuestTree();
+  private readonly packageRuns: RunScriptSource[] = [];
+  /** Capstanfile `files` guest paths already served by a stream file. */
+  private readonly filesServed = new Set<string>();
+  private sawInput = false;
+  private readonly count = { app: 0, package: 0, ignored: 0, leftOut: 0, generated: 0 };
+
+  constructor(private readonly settings: Settings, private readonly log: StepLogger) {}
+
+  accept(file: Vinyl): Vinyl | undefined {
+    this.sawInput = true;
+    const meta = capstanOf(file);
+    if (meta?.manifest) this.useManifest(meta.manifest);
+    switch (meta?.kind) {
+      case 'manifest':
+        return undefined; // not image content; every entry carries the manifest instead
+      case 'package':
+        if (meta.package?.run) {
+          this.packageRuns.push({
+            origin: `package ${meta.package.name}`, configSets: meta.package.run.configSets, file: `${meta.package.name}: meta/run.yaml`,
+          });
+        }
+        return undefined;
+      case 'image':
+        return file;
+      case 'generated':
+        if (meta.guestPath) this.tree.claim(meta.guestPath, { type: entryType(file), layer: meta.layer ?? SKELETON_LAYER, source: file.path });
+        return file;
+      case 'package-file':
+        return this.placePackageFile(file, meta);
+      default:
+        return this.placeAppFile(file);
+    }
+  }
+
+  private useManifest(manifest: Manifest): void {
+    if (this.manifest === undefined) {
+      this.manifest = manifest;
+      if (manifest.capstanfile) this.capstanfile = capstanfileLayout(manifest.capstanfile, path.join(manifest.root, 'Capstanfile'));
+    } else if (this.manifest !== manifest) {
+      throw new LayoutError('files of two different applications (two manifests) reached one layoutFiles stream', {
+        code: 'E_LAYOUT_TWO_MANIFESTS',
+        hint: 'Build each application in its own pipeline: src → resolveManifest → fetchPackages → layoutFiles → writeImage.',
+      });
+    }
+  }
+
+  private placePackageFile(file: Vinyl, meta: CapstanMeta): Vinyl | undefined {
+    const guestPath = guestPathOf(file.relative, file.path);
+    // Capstan extracts no meta/* member of a package (meta/run.yaml is parsed, not copied).
+    if (guestPath === '/' || isMetaPath(guestPath)) return undefined;
+    const layer = meta.package?.layer ?? meta.layer ?? 0;
+    const placed = this.place(file, guestPath, layer, `package ${meta.package?.name ?? file.path}`);
+    if (placed) this.count.package += 1;
+    return placed;
+  }
+
+  private placeAppFile(file: Vinyl): Vinyl | undefined {
+    if (this.capstanfile) return this.placeCapstanfileFile(file, this.capstanfile);
+    const guestPath = guestPathOf(file.relative, file.path);
+    // The package root itself, and /meta (Capstan parses meta/run.yaml and uploads no /meta folder).
+    if (guestPath === '/' || guestPath === '/meta') return undefined;
+    const ignored = isIgnored(this.ignoreMatcher(true), guestPath);
+    if (ignored) {
+      this.count.ignored += 1;
+      const why = ignored.matchedPath === guestPath ? '' : ` (inside ${ignored.matchedPath})`;
+      this.log.detail(`ignore ${guestPath}${why}: ${ignored.builtIn ? 'built-in' : '.capstanignore'} pattern ${ignored.pattern}`);
+      return undefined;
+    }
+    const placed = this.place(file, guestPath, APP_LAYER, file.path);
+    if (placed) this.count.app += 1;
+    return placed;
+  }
+
+  /**
+   * Capstanfile mode uploads only the rootfs folder (mirrored to '/') and the `files` map.
+   * A stream file serves its first destination; further `files` entries naming the same host
+   * file are read from disk at the end, so no contents are ever duplicated in memory.
+   */
+  private placeCapstanfileFile(file: Vinyl, layout: CapstanfileLayout): Vinyl | undefined {
+    const targets = capstanfileGuestPaths(layout, file.path);
+    let rootfsPath = targets.rootfs;
+    if (rootfsPath !== undefined) {
+      const ignored = isIgnored(this.ignoreMatcher(false), rootfsPath);
+      if (ignored) {
+        this.count.ignored += 1;
+        this.log.detail(`ignore ${rootfsPath}: pattern ${ignored.pattern}`);
+        rootfsPath = undefined;
+      }
+    }
+    const fromFiles = targets.files.find((guest) => !this.filesServed.has(guest));
+    const guestPath = rootfsPath ?? fromFiles;
+    if (guestPath === undefined) {
+      if (targets.files.length === 0 && targets.rootfs === undefined) {
+        this.count.leftOut += 1;
+        this.log.detail(`leave out ${file.relative}: neither below the Capstanfile rootfs nor listed in its files`);
+      }
+      return undefined;
+    }
+    // A file under rootfs that the files map also sends to the same place is one entry, not a clash.
+    for (const guest of targets.files) if (guest === guestPath) this.filesServed.add(guest);
+    const placed = this.place(file, guestPath, APP_LAYER, file.path);
+    if (placed) this.count.app += 1;
+    return placed;
+  }
+
+  /** Ignore rules for application files; Capstanfile mode has no built-in ones (Capstan's build reads none). */
+  private ignoreMatcher(defaults: boolean): IgnoreMatcher {
+    if (this.matcher) return this.matcher;
+    const manifestPatterns = this.manifest?.ignore ?? [];
+    let fromManifest: IgnoreMatcher;
+    try {
+      fromManifest = compileIgnore(manifestPatterns, { defaults });
+    } catch (error) {
+      // The manifest only keeps the pattern text: find the line in .capstanignore to point at it.
+      compileIgnore(locateManifestPatterns(this.manifest), { defaults: false });
+      throw error;
+    }
+    const fromOptions = compileIgnore(this.settings.ignore, { defaults: false });
+    this.matcher = { rules: [...fromManifest.rules, ...fromOptions.rules] };
+    return this.matcher;
+  }
+
+  /** Annotates a file for its guest path, or drops it when it cannot win its path. */
+  private place(file: Vinyl, guestPath: string, layer: number, source: string): Vinyl | undefined {
+    const type = entryType(file);
+    if (type === 'symlink') {
+      if (!file.symlink) {
+        throw new LayoutError('symlink has no target', { code: 'E_LAYOUT_SYMLINK_TARGET', file: file.path, hint: 'Recreate the link with a target, or remove it.' });
+      }
+      if (this.settings.rewriteSymlinks) file.symlink = rewriteSymlinkTarget(guestPath, file.symlink);
+    }
+    const outcome = this.tree.claim(guestPath, { type, layer, source });
+    switch (outcome.kind) {
+      case 'duplicate-directory':
+        return undefined;
+      case 'app-clash':
+        throw new LayoutError(`guest path ${guestPath} is claimed by two application files: ${outcome.previous.source} and ${source}`, {
+          code: 'E_LAYOUT_DUPLICATE_GUEST_PATH', file: source,
+          hint: 'Keep one of them: check the Capstanfile rootfs against its files map, or the bases of your gulp.src globs.',
+        });
+      case 'shadowed':
+        this.log.detail(`skip ${guestPath} from ${source}: ${outcome.previous.source} wins (higher layer)`);
+        return undefined;
+      case 'overrides':
+        this.log.detail(`${guestPath}: ${source} overrides ${outcome.previous?.source}`);
+        break;
+      case 'new':
+        break;
+    }
+    annotate(file, {
+      guestPath, layer,
+      ...(this.manifest ? { manifest: this.manifest } : {}),
+      ...(file.stat ? {} : { mode: defaultMode(type) }),
+    });
+    return file;
+  }
+
+  async finish(): Promise<Vinyl[]> {
+    if (!this.sawInput) return [];
+    const fromDisk = await this.filesFromDisk();
+
+    const runs = runScriptEntries(this.runSources());
+    for (const o of runs.overrides) this.log.detail(`/run/${o.name}: ${o.winner} overrides ${o.loser}`);
+    for (const entry of runs.entries) {
+      const outcome = this.tree.claim(entry.guestPath, { type: 'file', layer: APP_LAYER, source: entry.reason }, { winsTies: true });
+      if (outcome.kind === 'overrides' && outcome.previous && outcome.previous.layer === APP_LAYER) {
+        this.log.warn(`${entry.guestPath} from ${outcome.previous.source} is replaced by the boot script of ${entry.reason}, as Capstan does`);
+      }
+    }
+
+    const skeleton = this.settings.skeleton ? rofsSkeleton().filter((entry) => !this.tree.has(entry.guestPath)) : [];
+    for (const entry of skeleton) this.tree.claim(entry.guestPath, { type: entry.type, layer: SKELETON_LAYER, source: entry.reason });
+
+    const implied: GeneratedEntry[] = this.tree.impliedDirectories().map((guestPath) => ({ type: 'directory', guestPath, mode: 0o755, reason: 'implied folder' }));
+    for (const entry of implied) this.tree.claim(entry.guestPath, { type: 'directory', layer: SKELETON_LAYER, source: entry.reason });
+
+    for (const { parent, claim } of this.tree.nonDirectoryParents()) {
+      this.log.warn(`${parent} is a ${claim.type} (from ${claim.source}) but other entries lie below it; the image cannot hold both`);
+    }
+
+    const generated = [
+      ...implied.map((e) => this.generatedVinyl(e, SKELETON_LAYER)),
+      ...skeleton.map((e) => this.generatedVinyl(e, SKELETON_LAYER)),
+      ...runs.entries.map((e) => this.generatedVinyl(e, APP_LAYER)),
+    ];
+    this.count.generated = generated.length;
+    const c = this.count;
+    this.log.summary(
+      `${c.app} application and ${c.package} package entries, ${fromDisk.length} read from Capstanfile files, ` +
+      `${c.generated} generated (${implied.length} folders, ${skeleton.length} skeleton, ${runs.entries.length} /run scripts); ` +
+      `${c.ignored} ignored` + (this.capstanfile ? `, ${c.leftOut} outside rootfs/files` : ''),
+    );
+    return [...fromDisk, ...generated];
+  }
+
+  private runSources(): RunScriptSource[] {
+    const app = this.manifest?.run
+      ? [{ origin: `application ${this.manifest.package.name}`, configSets: this.manifest.run.configSets, file: path.join(this.manifest.root, 'meta', 'run.yaml') }]
+      : [];
+    return [...this.packageRuns, ...app];
+  }
+
+  /** Capstanfile `files` entries no stream file served: read from the host, as Capstan would. */
+  private async filesFromDisk(): Promise<Vinyl[]> {
+    if (!this.capstanfile || !this.manifest) return [];
+    const capstanfilePath = path.join(this.manifest.root, 'Capstanfile');
+    const out: Vinyl[] = [];
+    for (const [guestPath, hostPath] of this.capstanfile.files) {
+      if (this.filesServed.has(guestPath)) continue;
+      const entry = await readHostEntry(hostPath, guestPath, capstanfilePath);
+      const typeBits = entry.type === 'directory' ? S_IFDIR : entry.type === 'symlink' ? S_IFLNK : S_IFREG;
+      const file = new Vinyl({
+        cwd: this.manifest.root,
+        base: path.dirname(hostPath),
+        path: hostPath,
+        contents: entry.type === 'file' ? createReadStream(hostPath) : null,
+        stat: syntheticStat(typeBits | (entry.mode & 0o7777), entry.size),
+      });
+      if (entry.target !== undefined) file.symlink = entry.target;
+      annotate(file, { kind: 'app' });
+      this.filesServed.add(guestPath);
+      const placed = this.place(file, guestPath, APP_LAYER, hostPath);
+      if (placed) out.push(placed);
+    }
+    return out;
+  }
+
+  private generatedVinyl(entry: GeneratedEntry, layer: number): Vinyl {
+    const base = this.manifest?.root ?? process.cwd();
+    const typeBits = entry.type === 'directory' ? S_IFDIR : entry.type === 'symlink' ? S_IFLNK : S_IFREG;
+    const file = new Vinyl({
+      cwd: base,
+      base,
+      path: path.join(base, ...entry.guestPath.split('/').filter(Boolean)),
+      contents: entry.type === 'file' ? entry.contents : null,
+      stat: syntheticStat(typeBits | entry.mode, entry.type === 'file' ? entry.contents.length : 0),
+    });
+    if (entry.type === 'symlink') file.symlink = entry.target;
+    annotate(file, { kind: 'generated', guestPath: entry.guestPath, layer, mode: entry.mode, ...(this.manifest ? { manifest: this.manifest } : {}) });
+    this.log.detail(`add ${entry.guestPath} (${entry.reason})`);
+    return file;
+  }
+}
+
+function entryType(file: Vinyl): GuestEntryType {
+  if (file.isSymbolic()) return 'symlink';
+  if (file.isDirectory()) return 'directory';
+  if (file.isBuffer() || file.isStream()) return 'file';
+  throw new LayoutError('file has no contents, so it cannot be placed in the image', {
+    code: 'E_LAYOUT_NO_CONTENTS', file: file.path,
+    hint: 'Do not pass {read: false} to gulp.src; use {buffer: false} to stream large files instead.',
+  });
+}
+
+function defaultMode(type: GuestEntryType): number {
+  return type === 'directory' ? 0o755 : type === 'symlink' ? 0o777 : 0o644;
+}
+
+/** The manifest's ignore patterns with their .capstanignore line and column, when found there. */
+function locateManifestPatterns(manifest: Manifest | undefined): IgnorePatternSource[] {
+  if (!manifest) return [];
+  const file = path.join(manifest.root, '.capstanignore');
+  let parsed: IgnorePatternSource[] = [];
+  try {
+    parsed = parseCapstanignore(readFileSync(file, 'utf8'), file);
+  } catch {
+    // Not on disk (patterns from elsewhere): point at the file name only.
+  }
+  const used = new Set<IgnorePatternSource>();
+  return manifest.ignore.map((pattern) => {
+    const found = parsed.find((p) => p.pattern === pattern.trim() && !used.has(p));
+    if (found) used.add(found);
+    return found ?? { pattern, file };
+  });
+}
+
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+/** Stats for entries we synthesise: vinyl reads the entry type from them. Epoch times keep images reproducible. */
+function syntheticStat(mode: number, size: number): Stats {
+  const type = mode & 0o170000;
+  const epoch = new Date(0);
+  return {
+    mode, size, uid: 0, gid: 0, dev: 0, ino: 0, nlink: 1, rdev: 0, blksize: 4096, blocks: Math.ceil(size / 512),
+    atime: epoch, mtime: epoch, ctime: epoch, birthtime: epoch, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, birthtimeMs: 0,
+    isFile: () => type === S_IFREG, isDirectory: () => type === S_IFDIR, isSymbolicLink: () => type === S_IFLNK,
+    isBlockDevice: () => false, isCharacterDevice: () => false, isFIFO: () => false, isSocket: () => false,
+  } as Stats;
+}
