@@ -13,13 +13,34 @@ export interface PackageInfo {
   require: string[];
   created?: string | undefined;
   platform?: string | undefined;
+  /** `binary` map (parsed and kept; Capstan has no behaviour for it). */
+  binary?: Record<string, string> | undefined;
 }
 
 /** One config set of meta/run.yaml, already turned into the text of its `/run/<name>` file. */
 export interface ConfigSet {
   name: string;
-  /** The boot command Capstan writes to `/run/<name>` (env soft prefixes included). */
+  /**
+   * The boot command Capstan writes to `/run/<name>` (env soft prefixes included).
+   * Exact when `inherits` is undefined. A set that inherits another package's set (`base`, and
+   * every java/node/python set, which inherit their runtime package) cannot be computed from
+   * this file alone: `script` is then '' and `resolveBootScripts()` gives the final text once the
+   * packages' run.yaml are known.
+   */
   script: string;
+  /** Runtime of the run.yaml this set belongs to. */
+  runtime?: RuntimeName | undefined;
+  /** `bootcmd` (native runtime). */
+  bootcmd?: string | undefined;
+  /**
+   * The set's own soft environment, in order: its `env` entries, then the runtime's defaults
+   * (XMS, CLASSPATH, MAIN, …) for keys `env` does not set. Inherited sets only add missing keys.
+   */
+  env?: Record<string, string> | undefined;
+  /** The config set this one inherits its boot command from (`base: pkg:set`, or the runtime's). */
+  inherits?: { package: string; configSet: string } | undefined;
+  /** Where the set is defined (for error messages about inheritance). */
+  location?: { file: string; line?: number | undefined; column?: number | undefined } | undefined;
 }
 
 /** meta/run.yaml (capstan-behaviour.md §2.3). */
@@ -28,6 +49,8 @@ export interface RunConfig {
   configSets: ConfigSet[];
   /** `config_set_default`, split on commas; empty when absent. */
   configSetDefault: string[];
+  /** The file it was read from (label used in messages). */
+  file?: string | undefined;
 }
 
 /** A legacy Capstanfile (capstan-behaviour.md §2.1). */
@@ -58,4 +81,17 @@ export interface Manifest {
   require: string[];
   /** The image command line (capstan-behaviour.md §2.6 step 1). */
   bootCommand: string;
+  /** Which input decided the boot command. */
+  bootSource?: BootSource | undefined;
+  /** Where each input came from: a stream file path, a host path, 'options', or absent. */
+  sources?: ManifestSources | undefined;
+}
+
+export type BootSource = 'run' | 'boot' | 'capstanfile' | 'config_set_default' | 'default';
+
+export interface ManifestSources {
+  packageYaml?: string | undefined;
+  runYaml?: string | undefined;
+  capstanfile?: string | undefined;
+  capstanignore?: string | undefined;
 }
