@@ -262,6 +262,12 @@ class LayoutRun {
       }
     }
 
+    // Capstan's compose always creates /run, even with no config set to write there.
+    const runDir: GeneratedEntry[] = this.manifest && !this.capstanfile && !this.tree.has('/run')
+      ? [{ type: 'directory', guestPath: '/run', mode: 0o755, reason: 'the /run folder (Capstan always creates it)' }]
+      : [];
+    for (const entry of runDir) this.tree.claim(entry.guestPath, { type: 'directory', layer: SKELETON_LAYER, source: entry.reason });
+
     const skeleton = this.settings.skeleton ? rofsSkeleton().filter((entry) => !this.tree.has(entry.guestPath)) : [];
     for (const entry of skeleton) this.tree.claim(entry.guestPath, { type: entry.type, layer: SKELETON_LAYER, source: entry.reason });
 
@@ -273,7 +279,7 @@ class LayoutRun {
     }
 
     const generated = [
-      ...implied.map((e) => this.generatedVinyl(e, SKELETON_LAYER)),
+      ...[...runDir, ...implied].map((e) => this.generatedVinyl(e, SKELETON_LAYER)),
       ...skeleton.map((e) => this.generatedVinyl(e, SKELETON_LAYER)),
       ...runs.entries.map((e) => this.generatedVinyl(e, APP_LAYER)),
     ];
@@ -281,7 +287,7 @@ class LayoutRun {
     const c = this.count;
     this.log.summary(
       `${c.app} application and ${c.package} package entries, ${fromDisk.length} read from Capstanfile files, ` +
-      `${c.generated} generated (${implied.length} folders, ${skeleton.length} skeleton, ${runs.entries.length} /run scripts); ` +
+      `${c.generated} generated (${implied.length + runDir.length} folders, ${skeleton.length} skeleton, ${runs.entries.length} /run scripts); ` +
       `${c.ignored} ignored` + (this.capstanfile ? `, ${c.leftOut} outside rootfs/files` : ''),
     );
     return [...fromDisk, ...generated];
