@@ -54,8 +54,10 @@ test('.capstanignore patterns from the manifest and the ignore option apply to a
 test.serial('verbose mode logs every ignored path', async (t) => {
   const lines: string[] = [];
   const listen = (message: string) => lines.push(message);
-  gulplog.on('info', listen);
-  t.teardown(() => gulplog.removeListener('info', listen));
+  // gulplog is a glogg EventEmitter at runtime; its typings only declare the log functions.
+  const events = gulplog as unknown as NodeJS.EventEmitter;
+  events.on('info', listen);
+  t.teardown(() => events.removeListener('info', listen));
   const m = manifestOf({ ignore: ['/docs'] });
   await runSteps([manifestVinyl(m), ...appFiles(m, { 'docs/a.md': 'a', 'docs/b/c.md': 'c', 'a.js': 'a' })], layoutFiles({ verbose: true, skeleton: false }));
   t.true(lines.some((l) => l.includes('ignore /docs/a.md (inside /docs): .capstanignore pattern /docs')));
