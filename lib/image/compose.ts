@@ -1,0 +1,162 @@
+// Composes one bootable OSv disk (§1–§3): the loader's bytes, the ROFS volume at the loader
+// size rounded up to 2 MiB, the MBR entry naming it, and the command line at byte 512.
+// Written to a temp file beside `out` and renamed over it only when complete, so an error or
+// a killed process never leaves a partial image at `out`.
+import { randomBytes } from 'node:crypto';
+import { rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { ImageInfo } from '../carrier.js';
+import { ImageError } from '../errors.js';
+import { CMDLINE_AREA_END, checkCmdline, encodeCmdlineArea, CMDLINE_OFFSET } from './cmdline.js';
+import { createDiskWriter, type DiskFormat, type DiskWriter } from './disk.js';
+import { readLoader, resolveLoaderPath, type OsvLoader } from './loader.js';
+import { MAX_SECTORS, partitionStartFor, SECTOR, withRootPartition } from './mbr.js';
+import { RofsBuilder, type AddResult, type EntryOptions, type RofsSummary } from './rofs-builder.js';
+import { parseDiskSize } from './size.js';
+
+export interface ComposeImageOptions {
+  /** The image to write. Its folder must exist. */
+  out: string;
+  /** A loader path, or the name of a loader in the local repository. Default `osv-loader`. */
+  loader?: string | undefined;
+  /** Capstan root for repository names (default $CAPSTAN_ROOT, else ~/.capstan). */
+  root?: string | undefined;
+  /** Output format. Default `qcow2`. */
+  format?: DiskFormat | undefined;
+  /** Virtual disk size (`"10G"`, `"512M"`, or bytes). Default: just large enough. */
+  size?: string | number | undefined;
+  /** Keep permission bits in ROFS inodes (OSv ignores them). Default false. */
+  permissions?: boolean | undefined;
+}
+
+export interface ComposedImage {
+  info: ImageInfo;
+  rofs: RofsSummary;
+}
+
+export class ImageComposer {
+  readonly out: string;
+  readonly tempPath: string;
+  readonly loader: OsvLoader;
+  readonly partitionStart: number;
+  private readonly writer: DiskWriter;
+  private readonly rofs: RofsBuilder;
+  private readonly requestedSize: number | undefined;
+  private state: 'open' | 'done' | 'aborted' = 'open';
+
+  private constructor(out: string, tempPath: string, loader: OsvLoader, writer: DiskWriter, requestedSize: number | undefined, permissions: boolean) {
+    this.out = out;
+    this.tempPath = tempPath;
+    this.loader = loader;
+    this.writer = writer;
+    this.requestedSize = requestedSize;
+    this.partitionStart = partitionStartFor(loader.bytes.length);
+    const start = this.partitionStart;
+    this.rofs = new RofsBuilder(
+      { write: (offset, data) => writer.write(start + offset, data) },
+      { permissions, maxBytes: MAX_SECTORS * SECTOR - start },
+    );
+  }
+
+  /** Checks the options, reads the loader, opens the temp file and writes the loader into it. */
+  static async open(options: ComposeImageOptions): Promise<ImageComposer> {
+    const out = path.resolve(options.out);
+    await checkOutPath(out);
+    const format = options.format ?? 'qcow2';
+    if (format !== 'raw' && format !== 'qcow2') {
+      throw new ImageError(`unknown image format "${String(format)}"`, { code: 'E_FORMAT', hint: 'Use "raw" or "qcow2".' });
+    }
+    const requestedSize = options.size === undefined ? undefined : parseDiskSize(options.size);
+    const loaderName = options.loader ?? 'osv-loader';
+    const loader = await readLoader(resolveLoaderPath(loaderName, options.root), loaderName);
+    if (partitionStartFor(loader.bytes.length) / SECTOR > MAX_SECTORS) {
+      throw new ImageError('the loader is too large: the partition would start beyond 2 TiB', { code: 'E_LOADER_INVALID', file: loader.path });
+    }
+    const tempPath = path.join(path.dirname(out), `.${path.basename(out)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const writer = await createDiskWriter(tempPath, format);
+    const composer = new ImageComposer(out, tempPath, loader, writer, requestedSize, options.permissions ?? false);
+    try {
+      // The boot sector and command-line area are written at finish, once both are known.
+      await writer.write(CMDLINE_AREA_END, loader.bytes.subarray(CMDLINE_AREA_END));
+    } catch (error) {
+      await composer.abort();
+      throw error;
+    }
+    return composer;
+  }
+
+  addFile(guestPath: string, content: Uint8Array | AsyncIterable<Uint8Array | string>, options?: EntryOptions): Promise<AddResult> {
+    return this.rofs.addFile(guestPath, content, options);
+  }
+
+  addDirectory(guestPath: string, options?: EntryOptions): AddResult {
+    return this.rofs.addDirectory(guestPath, options);
+  }
+
+  addSymlink(guestPath: string, target: string, options?: EntryOptions): AddResult {
+    return this.rofs.addSymlink(guestPath, target, options);
+  }
+
+  /** Completes the image with `cmdline` and moves it to `out`. On error the temp file is removed. */
+  async finish(cmdline: string): Promise<ComposedImage> {
+    if (this.state !== 'open') throw new ImageError('the image is already finished', { code: 'E_IMAGE_STATE' });
+    try {
+      checkCmdline(cmdline);
+      const rofs = await this.rofs.finish();
+      const start = this.partitionStart;
+      const needed = start + rofs.size;
+      if (this.requestedSize !== undefined && this.requestedSize < needed) {
+        throw new ImageError(`the requested size (${this.requestedSize} bytes) is smaller than the image needs (${needed} bytes)`, {
+          code: 'E_SIZE_TOO_SMALL', hint: `Leave \`size\` out, or ask for at least ${Math.ceil(needed / 1048576)}M.`,
+        });
+      }
+      const virtualSize = Math.ceil(Math.max(needed, this.requestedSize ?? 0) / SECTOR) * SECTOR;
+      await this.writer.write(0, withRootPartition(this.loader.bytes, start, rofs.size));
+      await this.writer.write(CMDLINE_OFFSET, encodeCmdlineArea(cmdline));
+      await this.writer.finish(virtualSize);
+      await rename(this.tempPath, this.out);
+      this.state = 'done';
+      return {
+        rofs,
+        info: {
+          format: this.writer.format,
+          virtualSize,
+          partition: { start, size: rofs.size },
+          cmdline,
+          loader: this.loader.path,
+          inodes: rofs.inodes,
+        },
+      };
+    } catch (error) {
+      await this.abort();
+      throw error;
+    }
+  }
+
+  /** Drops the unfinished image: closes and removes the temp file. `out` is untouched. */
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    await this.writer.abort();
+    await unlink(this.tempPath).catch(() => {});
+  }
+}
+
+async function checkOutPath(out: string): Promise<void> {
+  const dir = path.dirname(out);
+  let st;
+  try {
+    st = await stat(dir);
+  } catch {
+    throw new ImageError(`the folder for the image does not exist: ${dir}`, {
+      code: 'E_OUT_DIR_MISSING', file: out, hint: 'Create the folder first (e.g. mkdir -p), or choose another `out`.',
+    });
+  }
+  if (!st.isDirectory()) {
+    throw new ImageError(`${dir} is not a folder`, { code: 'E_OUT_DIR_MISSING', file: out });
+  }
+  const existing = await stat(out).catch(() => undefined);
+  if (existing?.isDirectory()) {
+    throw new ImageError('`out` is a folder; it must name the image file', { code: 'E_OUT_IS_DIR', file: out, hint: 'Use e.g. `out: "build/app.qemu"`.' });
+  }
+}
