@@ -147,7 +147,7 @@ test('run.yaml: native config sets, config_set_default list', (t) => {
 test('run.yaml: unknown runtime', (t) => {
   const e = thrown(t, () => parseRunYaml('runtime: rust\nconfig_set:\n  a:\n    bootcmd: x\n', 'meta/run.yaml'));
   t.is(e.code, 'E_RUN_YAML_RUNTIME_UNKNOWN');
-  t.regex(e.message, /^meta\/run\.yaml:1:10: unknown runtime 'rust'\n {2}Use one of: native, java, node, python/);
+  t.regex(e.message, /^meta\/run\.yaml:1:10: unknown runtime 'rust'\n {2}Use one of: native, node, java, python/);
 });
 
 test('run.yaml: missing runtime and missing config_set', (t) => {

@@ -176,7 +176,8 @@ args:
   },
 };
 
-export const RUNTIME_NAMES = Object.keys(RUNTIMES) as RuntimeName[];
+/** In Capstan's order (SupportedRuntimes). */
+export const RUNTIME_NAMES: readonly RuntimeName[] = ['native', 'node', 'java', 'python'];
 
 export function isRuntimeName(value: string): value is RuntimeName {
   return Object.hasOwn(RUNTIMES, value);
