@@ -187,3 +187,41 @@ export async function buildStandInLoader(dir: string, options: StandInOptions = 
   await writeFile(out, loader);
   return out;
 }
+
+export interface StandInBoot {
+  /** What the stand-in printed on COM1. */
+  serial: string;
+  exitCode: number | undefined;
+  accel: 'kvm' | 'tcg';
+  /** The CMDLINE: and PART: lines, parsed. */
+  cmdline: string | undefined;
+  partitionHead: string | undefined;
+}
+
+/**
+ * Boots `image` (composed with the stand-in loader) under qemu-system-x86_64 on the default
+ * `pc` machine with a virtio-blk boot disk as Capstan does, KVM first, TCG if KVM does not
+ * work here. The stand-in exits QEMU itself; `timeout` bounds a hang.
+ */
+export async function bootStandIn(image: string, format: 'raw' | 'qcow2', timeoutMs = 60_000): Promise<StandInBoot> {
+  const args = (accel: string) => [
+    '-accel', accel, '-nodefaults', '-display', 'none', '-m', '32', '-serial', 'stdio',
+    '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04',
+    '-drive', `file=${image},format=${format},if=none,id=hd0,readonly=on`,
+    '-device', 'virtio-blk-pci,id=blk0,bootindex=0,drive=hd0',
+  ];
+  let accel: 'kvm' | 'tcg' = 'kvm';
+  let result = await execa('qemu-system-x86_64', args('kvm'), { reject: false, timeout: timeoutMs, stdin: 'ignore' });
+  if (result.exitCode !== STAND_IN_EXIT_OK && !String(result.stdout).includes('CMDLINE:')) {
+    accel = 'tcg';
+    result = await execa('qemu-system-x86_64', args('tcg'), { reject: false, timeout: timeoutMs, stdin: 'ignore' });
+  }
+  const serial = String(result.stdout);
+  return {
+    serial,
+    exitCode: result.exitCode,
+    accel,
+    cmdline: /^CMDLINE:(.*?)\r?$/m.exec(serial)?.[1],
+    partitionHead: /^PART:([0-9a-f]{32})\r?$/m.exec(serial)?.[1],
+  };
+}

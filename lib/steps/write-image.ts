@@ -1,0 +1,156 @@
+// writeImage: consumes laid-out entries and writes one bootable OSv disk (loader, MBR entry,
+// command line, ROFS), streaming file data into the image as entries arrive. Emits one vinyl
+// for the image (kind 'image', `capstan.image` = ImageInfo); the image itself is already at
+// `out` (the vinyl has null contents, so nothing is read back into memory).
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Transform } from 'node:stream';
+import { objectTransform } from 'through2';
+import Vinyl from 'vinyl';
+import { annotate, APP_LAYER, capstanOf } from '../carrier.js';
+import { CapstanError, ImageError, toPluginError } from '../errors.js';
+import { checkCmdline } from '../image/cmdline.js';
+import { ImageComposer } from '../image/compose.js';
+import { parseDiskSize } from '../image/size.js';
+import { stepLogger, wantsProgress, type LogOptions } from '../log.js';
+import type { Manifest } from '../manifest/types.js';
+
+export interface WriteImageOptions extends LogOptions {
+  /** Path of the image to write (its folder must exist). Required. */
+  out: string;
+  /** Loader image: a path, or a name in the local repository. Default `osv-loader`. */
+  loader?: string | undefined;
+  /** Capstan root for loader names (default $CAPSTAN_ROOT, else ~/.capstan). */
+  root?: string | undefined;
+  /** `qcow2` (default) or `raw`. */
+  format?: 'raw' | 'qcow2' | undefined;
+  /** Boot command line; default: the manifest's boot command. */
+  cmdline?: string | undefined;
+  /** Virtual disk size, Capstan syntax (`10G`, `512M`) or bytes. Default: just large enough. */
+  size?: string | number | undefined;
+  /** Keep permission bits in ROFS inodes (OSv ignores them). Default false. */
+  permissions?: boolean | undefined;
+}
+
+/** Kinds that describe the build rather than being files of the image. */
+const NOT_ENTRIES = new Set(['manifest', 'package']);
+
+export function writeImage(options: WriteImageOptions): Transform {
+  const opts = normaliseOptions(options);
+  const log = stepLogger('writeImage', options);
+  return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
+    const started = Date.now();
+    let composer: ImageComposer | undefined;
+    let manifest: Manifest | undefined;
+    let current: string | undefined;
+    let count = 0;
+    let streamed = 0;
+    let shadowed = 0;
+    const progress = wantsProgress() && !options.silent ? startProgress(() => `${count} entries, ${(streamed / 1048576).toFixed(0)} MiB`) : undefined;
+    try {
+      for await (const file of files) {
+        const meta = capstanOf(file);
+        manifest ??= meta?.manifest;
+        if (meta?.kind === 'image') { yield file; continue; }
+        if (meta && NOT_ENTRIES.has(meta.kind)) continue;
+        current = file.path;
+        composer ??= await ImageComposer.open(opts);
+        const guestPath = meta?.guestPath ?? '/' + file.relative.split(path.sep).join('/');
+        const entry = {
+          layer: meta?.layer ?? meta?.package?.layer ?? APP_LAYER,
+          mode: meta?.mode ?? (file.stat ? file.stat.mode & 0o7777 : undefined),
+          source: file.path,
+        };
+        let result;
+        if (file.isSymbolic()) {
+          if (typeof file.symlink !== 'string') throw new ImageError('is a symlink without a target', { code: 'E_SYMLINK_TARGET', file: file.path });
+          result = composer.addSymlink(guestPath, file.symlink, entry);
+        } else if (file.isDirectory()) {
+          result = composer.addDirectory(guestPath, entry);
+        } else if (file.isBuffer() || file.isStream()) {
+          const contents = file.isBuffer() ? file.contents : counting(file.contents as AsyncIterable<Uint8Array>, (n) => { streamed += n; });
+          try {
+            result = await composer.addFile(guestPath, contents, entry);
+          } catch (error) {
+            if (error instanceof CapstanError) throw error;
+            throw new ImageError(`could not read the file while writing the image: ${(error as Error).message}`, {
+              code: 'E_READ_FAILED', file: file.path, cause: error, hint: 'Was it removed or changed during the build? Run the build again.',
+            });
+          }
+          if (file.isBuffer()) streamed += file.contents.length;
+        } else {
+          throw new ImageError('has no contents', {
+            code: 'E_NO_CONTENTS', file: file.path, hint: 'Read files with src(glob, {encoding: false}) (not read: false).',
+          });
+        }
+        count++;
+        if (result === 'shadowed') shadowed++;
+        log.detail(`${guestPath}${result === 'added' ? '' : ` (${result})`}`);
+      }
+      current = undefined;
+      const cmdline = opts.cmdline ?? (manifest?.bootCommand ? manifest.bootCommand : undefined);
+      if (cmdline === undefined) {
+        throw new ImageError('no command line for the image', {
+          code: 'E_CMDLINE_MISSING',
+          hint: 'Pass `cmdline` to writeImage (e.g. { cmdline: "/hello" }), or run resolveManifest first so the manifest\'s boot command is used.',
+        });
+      }
+      composer ??= await ImageComposer.open(opts);
+      const { info, rofs } = await composer.finish(cmdline);
+      const image = new Vinyl({ cwd: process.cwd(), base: path.dirname(composer.out), path: composer.out, contents: null, stat: await stat(composer.out) });
+      annotate(image, { kind: 'image', image: info, manifest });
+      progress?.stop();
+      log.summary(`${composer.out}: ${info.format}, ${rofs.files} files (${formatBytes(rofs.fileBytes)}), ` +
+        `${rofs.directories} folders, ${rofs.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s`);
+      yield image;
+    } catch (error) {
+      throw toPluginError(error, current);
+    } finally {
+      progress?.stop();
+      await composer?.abort(); // no-op once finished; removes the temp file otherwise
+    }
+  }) as unknown as Transform;
+}
+
+/** Validates options up front (bad options throw when the stream is created). */
+function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
+  try {
+    if (!options || typeof options.out !== 'string' || options.out.length === 0) {
+      throw new ImageError('writeImage needs `out`, the path of the image to write', { code: 'E_OPTIONS', hint: 'e.g. writeImage({ out: "build/app.qemu" })' });
+    }
+    if (options.format !== undefined && options.format !== 'raw' && options.format !== 'qcow2') {
+      throw new ImageError(`unknown image format "${String(options.format)}"`, { code: 'E_FORMAT', hint: 'Use "raw" or "qcow2".' });
+    }
+    if (options.cmdline !== undefined) checkCmdline(options.cmdline);
+    if (options.size !== undefined) parseDiskSize(options.size);
+    return { ...options };
+  } catch (error) {
+    throw toPluginError(error);
+  }
+}
+
+async function* counting(source: AsyncIterable<Uint8Array | string>, add: (n: number) => void): AsyncGenerator<Uint8Array | string> {
+  for await (const chunk of source) {
+    add(chunk.length);
+    yield chunk;
+  }
+}
+
+function startProgress(text: () => string): { stop(): void } {
+  let shown = false;
+  const timer = setInterval(() => { shown = true; process.stderr.write(`\rwriteImage: ${text()}   `); }, 500);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      if (shown) { process.stderr.write('\r\x1b[K'); shown = false; }
+    },
+  };
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1048576) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1073741824) return `${(n / 1048576).toFixed(1)} MiB`;
+  return `${(n / 1073741824).toFixed(2)} GiB`;
+}
