@@ -313,14 +313,17 @@ class LayoutRun {
         cwd: this.manifest.root,
         base: path.dirname(hostPath),
         path: hostPath,
-        contents: entry.type === 'file' ? createReadStream(hostPath) : null,
+        // An empty placeholder until the entry is placed, so a clash cannot leave a file open.
+        contents: entry.type === 'file' ? Buffer.alloc(0) : null,
         stat: syntheticStat(typeBits | (entry.mode & 0o7777), entry.size),
       });
       if (entry.target !== undefined) file.symlink = entry.target;
       annotate(file, { kind: 'app' });
       this.filesServed.add(guestPath);
       const placed = this.place(file, guestPath, APP_LAYER, hostPath);
-      if (placed) out.push(placed);
+      if (!placed) continue;
+      if (entry.type === 'file') placed.contents = createReadStream(hostPath);
+      out.push(placed);
     }
     return out;
   }
