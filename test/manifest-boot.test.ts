@@ -5,7 +5,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { ManifestError } from '../lib/errors.js';
 import {
-  assembleManifest, composeBootCommand, parseRunYaml, resolveBootScripts, type BootScriptSource, type RunConfig,
+  assembleManifest, composeBootCommand, parseRunYaml, resolveBootScripts, withResolvedBootScripts, type BootScriptSource, type RunConfig,
 } from '../lib/manifest/index.js';
 
 function bootEquals(t: ExecutionContext, actual: string, command: string, env: string[]): void {
@@ -234,4 +234,17 @@ test('manifest: Capstanfile cmdline is the command line unless run overrides it;
 test('manifest: no inputs at all gives Capstan\'s fallbacks', (t) => {
   const m = assembleManifest({ root: '/app' });
   t.like(m, { package: { name: 'App', title: 'App', author: 'Anonymous' }, bootCommand: 'runscript /run/default;', bootSource: 'default', require: ['osv.bootstrap'], ignore: [] });
+});
+
+test('withResolvedBootScripts fills script for inherited sets without touching the originals', (t) => {
+  const app = run('runtime: java\nconfig_set:\n  default:\n    main: demo.Main\n');
+  t.is(app.configSets[0]!.script, '');
+  const sources: Array<BootScriptSource & { origin?: string }> = [...packages, { package: 'App', run: app, origin: 'application' }];
+  const resolved = withResolvedBootScripts(sources);
+  const appResolved = resolved[resolved.length - 1]!;
+  t.is(appResolved.origin, 'application');
+  bootEquals(t, appResolved.run!.configSets[0]!.script, '/java.so',
+    ['--env=XMS?=512m', '--env=XMX?=512m', '--env=CLASSPATH?=/', '--env=JVM_ARGS?=-Dx=y', '--env=MAIN?=demo.Main', '--env=ARGS?=']);
+  t.is(app.configSets[0]!.script, '');
+  t.is(resolved[0]!.run!.configSets[0]!.script, openjdk8.configSets[0]!.script);
 });

@@ -46,6 +46,18 @@ export function resolveBootScripts(sources: readonly BootScriptSource[]): BootSc
   return [...scripts.values()];
 }
 
+/**
+ * The same sources with every config set's `script` computed (inheritance followed), for code
+ * that reads `ConfigSet.script` directly. The RunConfig objects given are not modified.
+ */
+export function withResolvedBootScripts<T extends BootScriptSource>(sources: readonly T[]): T[] {
+  const byPackage = new Map<string, RunConfig>();
+  for (const s of sources) if (s.run) byPackage.set(s.package, s.run);
+  return sources.map((s) => s.run
+    ? { ...s, run: { ...s.run, configSets: s.run.configSets.map((set) => ({ ...set, script: bootScriptOf(set, byPackage) })) } }
+    : s);
+}
+
 /** One set's script, inheriting through `base` with the env accumulated so far (first wins). */
 export function bootScriptOf(set: ConfigSet, runsByPackage: ReadonlyMap<string, RunConfig>, inherited: Record<string, string> = {}, seen: string[] = []): string {
   const env: Record<string, string> = { ...inherited };

@@ -10,7 +10,7 @@ export { parseCapstanfile, capstanfileFromObject, type CapstanfileOptions, type 
 export { collectCapstanignorePatterns } from './capstanignore.js';
 export { composeBootCommand, runscriptCommand, type BootCommandInputs } from './boot-command.js';
 export {
-  resolveBootScripts, bootScriptOf, softEnvPrefix, hardEnvPrefix, type BootScript, type BootScriptSource,
+  resolveBootScripts, withResolvedBootScripts, bootScriptOf, softEnvPrefix, hardEnvPrefix, type BootScript, type BootScriptSource,
 } from './boot-scripts.js';
 export {
   assembleManifest, validateManifestOptions, DEFAULT_BOOTSTRAP_PACKAGE,
