@@ -209,3 +209,17 @@ test('files without any annotation are laid out as application files', async (t)
 test('an empty stream produces nothing', async (t) => {
   t.deepEqual(await runSteps([], layoutFiles()), []);
 });
+
+test('Capstanfile mode: the ignore option matches image paths below rootfs; .capstanignore and built-ins do not apply', async (t) => {
+  const m = manifestOf({
+    ignore: ['/etc'],
+    capstanfile: { cmdline: '/a.so', files: { '/a.so': `${APP_ROOT}/a.so` }, rootfs: `${APP_ROOT}/ROOTFS` },
+  });
+  const input = [manifestVinyl(m), ...appFiles(m, {
+    ROOTFS: { dir: true }, 'ROOTFS/etc/conf': 'c', 'ROOTFS/.git/HEAD': 'h', 'ROOTFS/tmp': { dir: true }, 'ROOTFS/tmp/cache/x': 'x', 'a.so': 'A', 'README': 'r',
+  })];
+  const out = await runSteps(input, layoutFiles({ ignore: ['/tmp/*'], skeleton: false }));
+  t.deepEqual(imageListing(out), {
+    '/.git': 'dir 755', '/.git/HEAD': 'file 644 h', '/a.so': 'file 644 A', '/etc': 'dir 755', '/etc/conf': 'file 644 c', '/tmp': 'dir 755',
+  });
+});

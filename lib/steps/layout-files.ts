@@ -153,7 +153,7 @@ class LayoutRun {
     const guestPath = guestPathOf(file.relative, file.path);
     // The package root itself, and /meta (Capstan parses meta/run.yaml and uploads no /meta folder).
     if (guestPath === '/' || guestPath === '/meta') return undefined;
-    const ignored = isIgnored(this.ignoreMatcher(true), guestPath);
+    const ignored = isIgnored(this.ignoreMatcher(false), guestPath);
     if (ignored) {
       this.count.ignored += 1;
       const why = ignored.matchedPath === guestPath ? '' : ` (inside ${ignored.matchedPath})`;
@@ -171,10 +171,11 @@ class LayoutRun {
    * file are read from disk at the end, so no contents are ever duplicated in memory.
    */
   private placeCapstanfileFile(file: Vinyl, layout: CapstanfileLayout): Vinyl | undefined {
+    if (layout.rootfs !== undefined && path.resolve(file.path) === layout.rootfs) return undefined; // becomes '/'
     const targets = capstanfileGuestPaths(layout, file.path);
     let rootfsPath = targets.rootfs;
     if (rootfsPath !== undefined) {
-      const ignored = isIgnored(this.ignoreMatcher(false), rootfsPath);
+      const ignored = isIgnored(this.ignoreMatcher(true), rootfsPath);
       if (ignored) {
         this.count.ignored += 1;
         this.log.detail(`ignore ${rootfsPath}: pattern ${ignored.pattern}`);
@@ -197,19 +198,29 @@ class LayoutRun {
     return placed;
   }
 
-  /** Ignore rules for application files; Capstanfile mode has no built-in ones (Capstan's build reads none). */
-  private ignoreMatcher(defaults: boolean): IgnoreMatcher {
+  /**
+   * Ignore rules for application files. Package mode: the manifest's .capstanignore patterns,
+   * the option's and Capstan's built-in ones, anchored at the package root. Capstanfile mode:
+   * only the option's, anchored at the image root (Capstan's build reads no .capstanignore).
+   */
+  private ignoreMatcher(capstanfileMode: boolean): IgnoreMatcher {
     if (this.matcher) return this.matcher;
-    const manifestPatterns = this.manifest?.ignore ?? [];
+    const fromOptions = compileIgnore(this.settings.ignore, { defaults: false });
+    if (capstanfileMode) {
+      if (this.manifest?.ignore.length) {
+        this.log.warn('.capstanignore is not applied to a Capstanfile build (Capstan does not read it there); use the `ignore` option, matched against image paths');
+      }
+      this.matcher = fromOptions;
+      return this.matcher;
+    }
     let fromManifest: IgnoreMatcher;
     try {
-      fromManifest = compileIgnore(manifestPatterns, { defaults });
+      fromManifest = compileIgnore(this.manifest?.ignore ?? []);
     } catch (error) {
       // The manifest only keeps the pattern text: find the line in .capstanignore to point at it.
       compileIgnore(locateManifestPatterns(this.manifest), { defaults: false });
       throw error;
     }
-    const fromOptions = compileIgnore(this.settings.ignore, { defaults: false });
     this.matcher = { rules: [...fromManifest.rules, ...fromOptions.rules] };
     return this.matcher;
   }
