@@ -1,0 +1,253 @@
+// boot(image, options) → Vm: prepares the instance (folder, qcow2 overlay with the run-time
+// command line, free host ports), picks QEMU and the accelerator, and starts the VM.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { ImageInfo } from '../carrier.js';
+import { VmError } from '../errors.js';
+import type { DiskFormat } from '../image/disk.js';
+import { isQcow2 } from '../image/qcow2.js';
+import { stepLogger } from '../log.js';
+import { capstanRoot } from '../repository/root.js';
+import { chooseAccel, type AccelChoice } from './accel.js';
+import { bootDrive, parseVolume, type AioMode, type VolumeSpec } from './drives.js';
+import {
+  instanceNameFor, instancePaths, instanceRunning, readInstanceConfig, stopInstance, writeInstanceConfig,
+  type InstancePaths,
+} from './instances.js';
+import { resolveKernel } from './kernel.js';
+import { parseMemory } from './memory.js';
+import { planNetwork, type ForwardSpec, type NetworkMode } from './network.js';
+import { createInstanceOverlay, overlayBackingFile, patchOverlayCmdline, readDiskCmdline } from './overlay.js';
+import { pidAlive } from './shutdown.js';
+import { qemuArgs } from './qemu-args.js';
+import { findQemu } from './qemu-binary.js';
+import { runtimeCmdline } from './runtime-cmdline.js';
+import { Vm, type ReadyMarker } from './vm.js';
+
+export interface BootOptions {
+  /** Instance name; default the image's base name (made unique among running instances). */
+  name?: string | undefined;
+  /** Capstan root for instances; default $CAPSTAN_ROOT, else ~/.capstan. */
+  root?: string | undefined;
+  /** QEMU executable; default $CAPSTAN_QEMU_PATH, else Capstan's default locations. */
+  qemu?: string | undefined;
+  /** Guest memory: `1G`, `512M`, or MiB as a number. Default 1G. */
+  memory?: string | number | undefined;
+  /** Virtual CPUs; default 2. */
+  cpus?: number | undefined;
+  /** `auto` (default): KVM when /dev/kvm is usable and $CAPSTAN_DISABLE_KVM is not set, else TCG. */
+  accel?: AccelChoice | undefined;
+  /** CPU model under KVM; default `host`. */
+  kvmCpu?: string | undefined;
+  /** When KVM fails, retry once under TCG (default true). */
+  fallbackToTcg?: boolean | undefined;
+  /** Kernel ELF for the `-kernel` fast path; default: looked for beside the image's loader; `false`: disk boot. */
+  kernel?: string | false | undefined;
+  /** The loader the image was built from (where the kernel is looked for); default `ImageInfo.loader`. */
+  loader?: string | undefined;
+  /** Image format; default from ImageInfo or probed (qcow2 magic, else raw). */
+  format?: DiskFormat | undefined;
+  /** Run-time command line (Capstan `-e`); written into the overlay only. */
+  execute?: string | undefined;
+  /** Config sets to run (Capstan `--boot`): `runscript /run/<name>;` each. */
+  boot?: string[] | undefined;
+  /** Guest environment (Capstan `--env`): `--env=K=V ` prefixes. */
+  env?: Record<string, string> | string[] | undefined;
+  /** `nat` (default), `bridge`, `tap` or `none`. */
+  network?: NetworkMode | undefined;
+  /** NAT port forwards, e.g. `"8080:80"`, `"0:80"` (free host port), `"5353:53/udp"`. */
+  forward?: ForwardSpec[] | undefined;
+  /** Bridge name (default virbr0) or tap interface. */
+  networkDevice?: string | undefined;
+  /** NIC MAC for bridge/tap; default random locally administered. */
+  mac?: string | undefined;
+  /** Extra disks: `path[:format=..][:aio=..][:cache=..]`. */
+  volumes?: VolumeSpec[] | undefined;
+  /** aio for the boot disk; default $CAPSTAN_QEMU_AIO_TYPE, else threads. */
+  aio?: AioMode | undefined;
+  /** Keep the instance (overlay + `osv.config`) after the VM ends. Default false. */
+  persist?: boolean | undefined;
+  /** Leave the VM running when this process ends (it is then managed by name). Default false. */
+  detached?: boolean | undefined;
+  /** If an instance of this `name` is running, stop it first instead of failing. Default false. */
+  replace?: boolean | undefined;
+  /** Readiness marker; default: the first console line. */
+  ready?: ReadyMarker | undefined;
+  /** ms to wait for the marker (0: for ever). Default 60000. */
+  readyTimeout?: number | undefined;
+  /** Add isa-debug-exit at port 0xf4 (test guests exit through it). Default false. */
+  debugExit?: boolean | undefined;
+  /** VNC on a unix socket in the instance folder (adds a VGA card). Default false. */
+  vnc?: boolean | undefined;
+  /** Reboot on guest reset instead of ending QEMU. Default false. */
+  rebootOnReset?: boolean | undefined;
+  /** Extra QEMU arguments, appended. */
+  qemuArgs?: string[] | undefined;
+  /** Give QEMU this process's stdin (a console you can type into). Default false. */
+  interactive?: boolean | undefined;
+  /** Copy console output to this stream (or process.stdout when true). Default false. */
+  echo?: boolean | NodeJS.WritableStream | undefined;
+  /** No log messages. */
+  silent?: boolean | undefined;
+  /** Environment to read CAPSTAN_* from and to run QEMU with; default process.env. */
+  hostEnv?: NodeJS.ProcessEnv | undefined;
+}
+
+/** An image to boot: a path, or a path with what writeImage knows about it. */
+export type BootImage = string | { path: string; info?: ImageInfo | undefined };
+
+/** Starts a VM for `image`. Resolves once QEMU runs; `vm.ready` tells when the guest is up. */
+export async function boot(image: BootImage, options: BootOptions = {}): Promise<Vm> {
+  const hostEnv = options.hostEnv ?? process.env;
+  const log = stepLogger('bootVm', { silent: options.silent });
+  const imagePath = path.resolve(typeof image === 'string' ? image : image.path);
+  const info = typeof image === 'string' ? undefined : image.info;
+  if (!existsSync(imagePath)) {
+    throw new VmError('the image to boot does not exist', { code: 'E_VM_IMAGE', file: imagePath, hint: 'Build it first (writeImage), or fix the path.' });
+  }
+  const format = options.format ?? info?.format ?? await probeFormat(imagePath);
+  const qemu = findQemu(options.qemu, hostEnv);
+  const memoryMiB = parseMemory(options.memory ?? '1G');
+  const cpus = options.cpus ?? 2;
+  if (!Number.isInteger(cpus) || cpus < 1) {
+    throw new VmError(`bad CPU count ${cpus}`, { code: 'E_VM_CPUS', hint: 'Give a whole number ≥ 1.' });
+  }
+  const root = capstanRoot(options.root, hostEnv);
+  const volumes = (options.volumes ?? []).map((v) => parseVolume(v));
+  for (const v of volumes) {
+    if (!existsSync(v.path)) {
+      throw new VmError('the volume does not exist', { code: 'E_VM_VOLUME', file: v.path, hint: 'Create it first with createVolume().' });
+    }
+  }
+  const wanted = runtimeCmdline({ execute: options.execute, boot: options.boot, env: options.env }, info?.cmdline ?? await readDiskCmdline(imagePath, format));
+
+  const claim = await claimInstance(options.name, imagePath, root, options);
+  const p = claim.paths;
+  try {
+    let cmdline: string;
+    if (claim.reuseDisk) {
+      const backing = await overlayBackingFile(p.disk);
+      if (backing !== imagePath) {
+        throw new VmError(`instance "${p.name}" was made from ${backing ?? 'another image'}, not this one`, {
+          code: 'E_VM_INSTANCE_IMAGE', file: p.dir, hint: `Delete the instance (deleteInstance("${p.name}")) or pick another name.`,
+        });
+      }
+      if (wanted !== undefined) await patchOverlayCmdline(p.disk, wanted);
+      cmdline = wanted ?? await readDiskCmdline(p.disk, 'qcow2');
+    } else {
+      await createInstanceOverlay(p.disk, imagePath, format, wanted);
+      cmdline = wanted ?? info?.cmdline ?? await readDiskCmdline(imagePath, format);
+    }
+    const kernel = await resolveKernel(options.kernel, options.loader ?? info?.loader, p.dir);
+    const network = await planNetwork({ mode: options.network, forward: options.forward, device: options.networkDevice, mac: options.mac });
+    const disk = bootDrive(p.disk, 'qcow2', options.aio, hostEnv);
+    const detached = options.detached ?? false;
+    const accel = chooseAccel(options.accel ?? 'auto', hostEnv);
+    const argsFor = (a: typeof accel) => qemuArgs({
+      memoryMiB, cpus, accel: a, kvmCpu: options.kvmCpu ?? 'host', disk, volumes,
+      kernel: kernel ? { path: kernel, append: cmdline } : undefined,
+      network, monitor: p.monitor, pidFile: p.pidFile,
+      console: detached ? { kind: 'file', path: p.consoleFile } : { kind: 'stdio' },
+      debugExit: options.debugExit ?? false,
+      vnc: options.vnc ? p.vnc : undefined,
+      rebootOnReset: options.rebootOnReset ?? false,
+      extra: options.qemuArgs ?? [],
+    }, hostEnv);
+    if (options.persist) {
+      await writeInstanceConfig(p.config, {
+        name: p.name, image: imagePath, memoryMiB, cpus, cmdline, kernel,
+        network: { mode: network.mode, forwards: network.forwards, device: network.device, mac: network.mac },
+        volumes,
+      });
+    }
+    const echo = options.echo === true ? process.stdout : options.echo || undefined;
+    const vm = new Vm({
+      name: p.name, dir: p.dir, image: imagePath, disk: p.disk, monitor: p.monitor, pidFile: p.pidFile,
+      qemu, argsFor, accel, fallbackToTcg: options.fallbackToTcg ?? true, cmdline, kernel,
+      forwards: network.forwards, mac: network.mac,
+      ready: options.ready, readyTimeoutMs: options.readyTimeout ?? 60_000,
+      detached, consoleFile: p.consoleFile, logFile: p.logFile,
+      persist: options.persist ?? false, debugExit: options.debugExit ?? false,
+      interactive: options.interactive ?? false, echo,
+      onFallback: (reason) => log.warn(`${p.name}: KVM failed (${reason}); retrying under TCG (slower)`),
+      env: hostEnv,
+    });
+    vm.start();
+    return vm;
+  } catch (error) {
+    if (!claim.reuseDisk && !options.persist) await rm(p.dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function probeFormat(file: string): Promise<DiskFormat> {
+  const fh = await open(file, 'r');
+  try {
+    const magic = Buffer.alloc(4);
+    await fh.read(magic, 0, 4, 0);
+    return isQcow2(magic) ? 'qcow2' : 'raw';
+  } finally {
+    await fh.close();
+  }
+}
+
+interface Claim { paths: InstancePaths; reuseDisk: boolean }
+
+/**
+ * Takes an instance folder for this boot. A folder is claimed atomically with mkdir and marked
+ * with this process's pid (QEMU's -pidfile replaces it), so concurrent boots never share one.
+ */
+async function claimInstance(explicit: string | undefined, image: string, root: string, options: BootOptions): Promise<Claim> {
+  await mkdir(path.join(root, 'instances', 'qemu'), { recursive: true });
+  if (explicit !== undefined) {
+    const p = instancePaths(explicit, root);
+    if (existsSync(p.dir) && await instanceRunning(explicit, root)) {
+      if (!options.replace) {
+        throw new VmError(`instance "${explicit}" is already running`, {
+          code: 'E_VM_RUNNING', file: p.dir,
+          hint: `Stop it first (stopInstance("${explicit}")), pass \`replace: true\`, or choose another name.`,
+        });
+      }
+      await stopInstance(explicit, { root });
+    }
+    const persisted = existsSync(p.dir) && (await readInstanceConfig(p.config)) !== undefined;
+    if (persisted && existsSync(p.disk)) {
+      writeFileSync(p.pidFile, `${process.pid}\n`);
+      return { paths: p, reuseDisk: true };
+    }
+    await rm(p.dir, { recursive: true, force: true });
+    mkdirSync(p.dir);
+    writeFileSync(p.pidFile, `${process.pid}\n`);
+    return { paths: p, reuseDisk: false };
+  }
+  const base = instanceNameFor(image);
+  for (let i = 1; i < 1000; i++) {
+    const name = i === 1 ? base : `${base}-${i}`;
+    const p = instancePaths(name, root);
+    try {
+      mkdirSync(p.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if (!(await isStale(p))) continue;
+      await rm(p.dir, { recursive: true, force: true });
+      try { mkdirSync(p.dir); } catch { continue; }
+    }
+    writeFileSync(p.pidFile, `${process.pid}\n`);
+    return { paths: p, reuseDisk: false };
+  }
+  throw new VmError(`no free instance name for ${base}`, { code: 'E_VM_NAME', hint: 'Delete old instances (deleteInstance) or pass `name`.' });
+}
+
+/** A folder left by a process that died without cleaning up: not persisted, its pid gone. */
+async function isStale(p: InstancePaths): Promise<boolean> {
+  if ((await readInstanceConfig(p.config)) !== undefined) return false;
+  let pid: number | undefined;
+  try {
+    const { readFileSync } = await import('node:fs');
+    pid = Number(readFileSync(p.pidFile, 'utf8').trim()) || undefined;
+  } catch {
+    return false; // being set up right now
+  }
+  return !pidAlive(pid);
+}

@@ -1,0 +1,372 @@
+// One running VM: a QEMU process (or, after a KVM failure, its TCG successor), its console as
+// line events and a stream, a readiness promise, and how it ended.
+import { EventEmitter } from 'node:events';
+import { closeSync, openSync, rmSync } from 'node:fs';
+import { PassThrough, type Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { execa, type ResultPromise } from 'execa';
+import { VmError } from '../errors.js';
+import { kvmFailureIn, type Accel } from './accel.js';
+import { FileTail } from './file-tail.js';
+import { guardAgainstOrphans, type OrphanGuard } from './orphan-guard.js';
+import { formatCommand } from './qemu-args.js';
+import { shutdownQemu } from './shutdown.js';
+import type { PortForward } from './network.js';
+
+/** What decides that a VM is ready: a substring, a pattern, or a predicate over console lines. */
+export type ReadyMarker = string | RegExp | ((line: string) => boolean);
+
+export interface VmExit {
+  /** QEMU's exit status (null when it died from a signal). */
+  exitCode: number | null;
+  signal: string | null;
+  /**
+   * The value the guest wrote to isa-debug-exit, when the status came from there
+   * (QEMU exits with `(value << 1) | 1`). Only meaningful with `debugExit`.
+   */
+  debugExitCode?: number | undefined;
+  /** Who ended it: the guest itself, `stop()`, `kill()`, or this process ending. */
+  endedBy: 'guest' | 'stop' | 'kill' | 'process-exit';
+  /** QEMU's last stderr output. */
+  stderr: string;
+}
+
+export interface StopOptions {
+  /** How long the guest gets to power off after ACPI powerdown, in ms (default 5000). */
+  graceMs?: number;
+}
+
+/** Everything a Vm needs to start; boot.ts works it out. */
+export interface VmSpec {
+  name: string;
+  dir: string;
+  image: string;
+  disk: string;
+  monitor: string;
+  pidFile: string;
+  qemu: string;
+  /** QEMU arguments for an accelerator. */
+  argsFor: (accel: Accel) => string[];
+  accel: Accel;
+  /** Retry under TCG when KVM fails (default true). */
+  fallbackToTcg: boolean;
+  cmdline: string;
+  kernel: string | undefined;
+  forwards: PortForward[];
+  mac: string | undefined;
+  ready: ReadyMarker | undefined;
+  readyTimeoutMs: number;
+  detached: boolean;
+  /** Files a detached VM writes its console and QEMU log to. */
+  consoleFile: string;
+  logFile: string;
+  persist: boolean;
+  debugExit: boolean;
+  interactive: boolean;
+  echo: NodeJS.WritableStream | undefined;
+  /** Told when KVM failed and TCG takes over. */
+  onFallback: (reason: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+const RECENT_LINES = 50;
+const STDERR_KEEP = 16 * 1024;
+
+export interface Vm {
+  on(event: 'line', listener: (line: string) => void): this;
+  on(event: 'exit', listener: (exit: VmExit) => void): this;
+  on(event: 'fallback', listener: (reason: string) => void): this;
+}
+
+export class Vm extends EventEmitter {
+  readonly name: string;
+  /** The instance folder (`<root>/instances/qemu/<name>`). */
+  readonly dir: string;
+  /** The image the VM boots (the overlay's backing file). */
+  readonly image: string;
+  /** The disk QEMU writes to: the instance's qcow2 overlay. */
+  readonly disk: string;
+  /** The QMP socket. */
+  readonly monitor: string;
+  /** The command line the guest gets (on the overlay, and in `-append` for a kernel boot). */
+  readonly cmdline: string;
+  /** The kernel ELF booted with `-kernel`, when the fast path is used. */
+  readonly kernel: string | undefined;
+  /** Port forwards with their host ports decided. */
+  readonly forwards: PortForward[];
+  readonly mac: string | undefined;
+  readonly detached: boolean;
+  /** The accelerator of the current QEMU. */
+  accel: Accel;
+  /** Why KVM was given up for TCG, when it was. */
+  fallbackReason: string | undefined;
+  /** QEMU's pid (of the current attempt). */
+  pid: number | undefined;
+  /** The QEMU command line of the current attempt. */
+  command = '';
+  /** The last console lines (for error reports). */
+  readonly recentLines: string[] = [];
+  /** Resolves when the readiness marker appeared; rejects if QEMU ended first or it timed out. */
+  readonly ready: Promise<void>;
+  /** Resolves when QEMU has ended, for whatever reason. */
+  readonly exited: Promise<VmExit>;
+
+  private readonly spec: VmSpec;
+  private child: ResultPromise | undefined;
+  private tails: FileTail[] = [];
+  private guard: OrphanGuard | undefined;
+  private decoder = new StringDecoder('utf8');
+  private partial = '';
+  private stderrText = '';
+  private sawConsole = false;
+  private readySettled = false;
+  private resolveReady!: () => void;
+  private rejectReady!: (e: Error) => void;
+  private resolveExited!: (e: VmExit) => void;
+  private readyTimer: NodeJS.Timeout | undefined;
+  private endedBy: VmExit['endedBy'] = 'guest';
+  private retrying = false;
+  private finished = false;
+  private serialStream: PassThrough | undefined;
+
+  constructor(spec: VmSpec) {
+    super();
+    this.spec = spec;
+    this.name = spec.name;
+    this.dir = spec.dir;
+    this.image = spec.image;
+    this.disk = spec.disk;
+    this.monitor = spec.monitor;
+    this.cmdline = spec.cmdline;
+    this.kernel = spec.kernel;
+    this.forwards = spec.forwards;
+    this.mac = spec.mac;
+    this.detached = spec.detached;
+    this.accel = spec.accel;
+    this.ready = new Promise<void>((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject; });
+    this.ready.catch(() => {}); // a caller that never asks must not crash the process
+    this.exited = new Promise<VmExit>((resolve) => { this.resolveExited = resolve; });
+  }
+
+  /**
+   * The console output as a byte stream, from the moment it is first asked for. Consume it:
+   * what nobody reads is kept in memory.
+   */
+  get serial(): Readable {
+    this.serialStream ??= new PassThrough();
+    if (this.finished) this.serialStream.end();
+    return this.serialStream;
+  }
+
+  /** @internal Starts the first QEMU. */
+  start(): void {
+    if (!this.spec.detached) {
+      this.guard = guardAgainstOrphans(() => this.stopNow());
+    }
+    if (this.spec.readyTimeoutMs > 0) {
+      this.readyTimer = setTimeout(() => {
+        this.settleReady(this.failure(`no readiness marker within ${this.spec.readyTimeoutMs} ms`, 'E_VM_READY_TIMEOUT',
+          'The VM is still running. Check the marker (`ready` option) against the console lines above, or raise `readyTimeout`.'));
+      }, this.spec.readyTimeoutMs);
+    }
+    this.launch(this.spec.accel);
+  }
+
+  /**
+   * Stops the VM the way Capstan's `stop` means to: ACPI powerdown through QMP, `quit` if the
+   * guest does not power off within `graceMs`, SIGKILL if QEMU is still there after that.
+   */
+  async stop(options: StopOptions = {}): Promise<VmExit> {
+    if (this.finished) return this.exited;
+    this.endedBy = 'stop';
+    await shutdownQemu({
+      monitor: this.monitor,
+      pid: this.pid,
+      graceMs: options.graceMs ?? 5000,
+      exited: this.exited.then(() => undefined),
+      kill: () => this.child?.kill('SIGKILL'),
+    });
+    return this.exited;
+  }
+
+  /** Ends QEMU at once (SIGKILL). */
+  kill(): Promise<VmExit> {
+    if (!this.finished) {
+      this.endedBy = 'kill';
+      this.child?.kill('SIGKILL');
+    }
+    return this.exited;
+  }
+
+  /** Stops following a detached VM so this process may exit; the VM keeps running. */
+  release(): void {
+    for (const t of this.tails) t.unref();
+    this.child?.unref();
+  }
+
+  private launch(accel: Accel): void {
+    const spec = this.spec;
+    this.accel = accel;
+    this.sawConsole = false;
+    this.stderrText = '';
+    const args = spec.argsFor(accel);
+    this.command = formatCommand(spec.qemu, args);
+    let consoleFd: number | undefined;
+    let logFd: number | undefined;
+    if (spec.detached) {
+      // QEMU writes the console itself (-chardev file); its stderr goes to a log we follow.
+      logFd = openSync(spec.logFile, 'a');
+      consoleFd = openSync('/dev/null', 'w');
+      this.tails.forEach((t) => t.close());
+      const consoleTail = new FileTail(spec.consoleFile, (text) => this.onConsole(text));
+      const logTail = new FileTail(spec.logFile, (text) => this.onStderr(text));
+      this.tails = [consoleTail, logTail];
+    }
+    const child: ResultPromise = execa(spec.qemu, args, {
+      stdin: spec.interactive ? 'inherit' : 'ignore',
+      stdout: (consoleFd ?? 'pipe') as 'pipe',
+      stderr: (logFd ?? 'pipe') as 'pipe',
+      buffer: false,
+      reject: false,
+      cleanup: false,
+      detached: spec.detached,
+      env: spec.env,
+      extendEnv: false,
+    });
+    if (consoleFd !== undefined) closeSync(consoleFd);
+    if (logFd !== undefined) closeSync(logFd);
+    this.child = child;
+    this.pid = child.pid;
+    if (!spec.detached) {
+      child.stdout?.on('data', (chunk: Buffer) => this.onConsole(this.decoder.write(chunk)));
+      child.stderr?.setEncoding('utf8');
+      child.stderr?.on('data', (text: string) => this.onStderr(text));
+    }
+    void child.then((result) => this.onChildExit(child, accel, result.exitCode ?? null, result.signal ?? null,
+      result.failed && result.exitCode === undefined && !result.signal ? String(result.shortMessage ?? result.message) : undefined));
+  }
+
+  private onConsole(text: string): void {
+    if (!text) return;
+    this.sawConsole = true;
+    this.spec.echo?.write(text);
+    this.serialStream?.write(text);
+    this.partial += text;
+    let nl: number;
+    while ((nl = this.partial.indexOf('\n')) >= 0) {
+      const line = this.partial.slice(0, nl).replace(/\r$/, '');
+      this.partial = this.partial.slice(nl + 1);
+      this.onLine(line);
+    }
+    // Prompts and banners may come without a newline: markers that are text can match early.
+    if (this.partial && !this.readySettled && this.spec.ready !== undefined && typeof this.spec.ready !== 'function' &&
+        matches(this.spec.ready, this.partial)) {
+      this.settleReady();
+    }
+  }
+
+  private onLine(line: string): void {
+    this.recentLines.push(line);
+    if (this.recentLines.length > RECENT_LINES) this.recentLines.shift();
+    this.emit('line', line);
+    if (!this.readySettled && (this.spec.ready === undefined || matches(this.spec.ready, line))) this.settleReady();
+  }
+
+  private onStderr(text: string): void {
+    this.stderrText = (this.stderrText + text).slice(-STDERR_KEEP);
+    if (this.accel === 'kvm' && this.spec.fallbackToTcg && !this.readySettled && !this.retrying) {
+      const reason = kvmFailureIn(this.stderrText);
+      // QEMU may not exit after a KVM emulation failure: it pauses the guest. So act on stderr.
+      if (reason) this.fallBack(reason);
+    }
+  }
+
+  private fallBack(reason: string): void {
+    this.retrying = true;
+    this.fallbackReason = reason;
+    this.child?.kill('SIGKILL');
+  }
+
+  private onChildExit(child: ResultPromise, accel: Accel, exitCode: number | null, signal: string | null, spawnError?: string): void {
+    if (child !== this.child) return;
+    const stderr = this.stderrText.trim();
+    const kvmFailedEarly = accel === 'kvm' && this.spec.fallbackToTcg && !this.retrying && !this.readySettled &&
+      !this.sawConsole && exitCode !== 0 && stderr !== '' && this.endedBy === 'guest';
+    if (kvmFailedEarly) {
+      this.retrying = true;
+      this.fallbackReason = stderr.split('\n').pop() ?? stderr;
+    }
+    if (this.retrying) {
+      this.retrying = false;
+      const reason = this.fallbackReason ?? 'KVM failed';
+      this.spec.onFallback(reason);
+      this.emit('fallback', reason);
+      this.decoder = new StringDecoder('utf8');
+      this.partial = '';
+      this.launch('tcg');
+      return;
+    }
+    this.finish(exitCode, signal, spawnError);
+  }
+
+  private finish(exitCode: number | null, signal: string | null, spawnError?: string): void {
+    this.finished = true;
+    for (const t of this.tails) t.close();
+    this.tails = [];
+    const rest = this.partial + this.decoder.end();
+    this.partial = '';
+    if (rest) this.onLine(rest.replace(/\r?\n?$/, ''));
+    this.guard?.release();
+    if (this.readyTimer) clearTimeout(this.readyTimer);
+    const exit: VmExit = {
+      exitCode,
+      signal,
+      debugExitCode: this.spec.debugExit && exitCode !== null && exitCode % 2 === 1 ? (exitCode - 1) >> 1 : undefined,
+      endedBy: this.endedBy,
+      stderr: spawnError ?? this.stderrText.trim(),
+    };
+    if (!this.readySettled) {
+      const how = signal ? `was killed by ${signal}` : `exited with status ${exitCode}`;
+      this.settleReady(this.failure(`QEMU ${how} before the VM was ready`, 'E_VM_EXITED',
+        'See the console lines and QEMU output above.', exit.stderr));
+    }
+    if (!this.spec.persist && !this.spec.detached) rmSync(this.dir, { recursive: true, force: true });
+    this.serialStream?.end();
+    this.emit('exit', exit);
+    this.resolveExited(exit);
+  }
+
+  /** Synchronous stop for process exit and signals. */
+  private stopNow(): void {
+    if (this.finished) return;
+    this.endedBy = 'process-exit';
+    try { if (this.pid) process.kill(this.pid, 'SIGKILL'); } catch { /* already gone */ }
+    if (!this.spec.persist) {
+      try { rmSync(this.dir, { recursive: true, force: true }); } catch { /* best effort */ }
+    }
+  }
+
+  private settleReady(error?: Error): void {
+    if (this.readySettled) return;
+    this.readySettled = true;
+    if (this.readyTimer) clearTimeout(this.readyTimer);
+    // A detached VM stops holding this process once its readiness is known.
+    if (this.spec.detached) this.release();
+    if (error) this.rejectReady(error);
+    else this.resolveReady();
+  }
+
+  private failure(problem: string, code: string, hint: string, stderr = this.stderrText.trim()): VmError {
+    const parts = [`VM ${this.name}: ${problem}`];
+    if (this.recentLines.length > 0) parts.push(`last console lines:\n    ${this.recentLines.slice(-10).join('\n    ')}`);
+    if (stderr) parts.push(`QEMU said:\n    ${stderr.split('\n').slice(-10).join('\n    ')}`);
+    parts.push(`command: ${this.command}`);
+    return new VmError(parts.join('\n  '), { code, file: this.image, hint });
+  }
+}
+
+function matches(marker: ReadyMarker, text: string): boolean {
+  if (typeof marker === 'string') return text.includes(marker);
+  if (marker instanceof RegExp) { marker.lastIndex = 0; return marker.test(text); }
+  return marker(text);
+}
