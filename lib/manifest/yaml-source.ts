@@ -11,6 +11,8 @@ export interface ManifestWarning {
   file: string;
   line?: number | undefined;
   column?: number | undefined;
+  /** What to do about it. */
+  hint?: string | undefined;
 }
 
 export interface ParseOptions {
@@ -76,7 +78,7 @@ export class YamlSource {
   warn(node: Node | null | undefined, code: string, message: string, hint?: string): void {
     if (this.options.strict) throw this.error(node, code, message, hint ?? 'Remove it (strict mode turns this warning into an error).');
     const at = this.position(node);
-    this.options.onWarning?.({ code, message, file: this.file, line: at.line, column: at.column });
+    this.options.onWarning?.({ code, message, file: this.file, line: at.line, column: at.column, hint });
   }
 
   /** The entries of a mapping; null (an empty value) reads as no entries. */

@@ -65,7 +65,7 @@ export function resolveManifest(options: ResolveManifestOptions = {}): Transform
       }
       manifest = assembleManifest(inputs, manifestOptions, {
         pathKind: hostPathKind,
-        onWarning: (w) => log.warn(`${w.file}${w.line !== undefined ? `:${w.line}:${w.column ?? 1}` : ''}: ${w.message}`),
+        onWarning: (w) => log.warn(`${w.file}${w.line !== undefined ? `:${w.line}:${w.column ?? 1}` : ''}: ${w.message}${w.hint ? ` (${w.hint})` : ''}`),
       });
     } catch (error) {
       throw toPluginError(error);
