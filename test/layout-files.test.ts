@@ -223,3 +223,20 @@ test('Capstanfile mode: the ignore option matches image paths below rootfs; .cap
     '/.git': 'dir 755', '/.git/HEAD': 'file 644 h', '/a.so': 'file 644 A', '/etc': 'dir 755', '/etc/conf': 'file 644 c', '/tmp': 'dir 755',
   });
 });
+
+test('/run scripts of sets that inherit another package\'s set (base, java/node runtimes) are computed from it', async (t) => {
+  const app = runOf();
+  app.configSets.push({ name: 'default', script: '', env: { MAIN: 'Hello' }, inherits: { package: 'openjdk8-zulu-compact1', configSet: 'java' } });
+  const m = manifestOf({ run: app });
+  const input = [
+    manifestVinyl(m),
+    ...packageFiles(m, 'openjdk8-zulu-compact1', 0, {}, [['java', '/java.so -cp $CLASSPATH $MAIN']]),
+    ...appFiles(m, { 'Hello.class': 'CAFEBABE' }),
+  ];
+  const out = await runSteps(input, noSkeleton());
+  t.is(imageListing(out)['/run/default'], 'file 700 --env=MAIN?=Hello /java.so -cp $CLASSPATH $MAIN');
+  t.is(imageListing(out)['/run/java'], 'file 700 /java.so -cp $CLASSPATH $MAIN');
+  // a base naming a package that is not there is reported, not written as an empty script
+  const orphan = manifestOf({ run: app });
+  await t.throwsAsync(runSteps([manifestVinyl(orphan)], noSkeleton()), { any: true, message: /inherits 'openjdk8-zulu-compact1:java', but package 'openjdk8-zulu-compact1' is not included/ });
+});

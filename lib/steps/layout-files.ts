@@ -12,7 +12,8 @@ import Vinyl from 'vinyl';
 import { APP_LAYER, annotate, capstanOf, type CapstanMeta } from '../carrier.js';
 import { LayoutError, toPluginError } from '../errors.js';
 import { stepLogger, type LogOptions, type StepLogger } from '../log.js';
-import type { Manifest } from '../manifest/types.js';
+import { withResolvedBootScripts } from '../manifest/boot-scripts.js';
+import type { Manifest, RunConfig } from '../manifest/types.js';
 import {
   GuestTree, SKELETON_LAYER, capstanfileGuestPaths, capstanfileLayout, compileIgnore, guestPathOf, isIgnored,
   isMetaPath, parseCapstanignore, readHostEntry, rewriteSymlinkTarget, rofsSkeleton, runScriptEntries,
@@ -92,7 +93,8 @@ class LayoutRun {
   private matcher: IgnoreMatcher | undefined;
   private capstanfile: CapstanfileLayout | undefined;
   private readonly tree = new GuestTree();
-  private readonly packageRuns: RunScriptSource[] = [];
+  /** Run configs of the packages that passed, in resolution order. */
+  private readonly packageRuns: PackageRun[] = [];
   /** Capstanfile `files` guest paths already served by a stream file. */
   private readonly filesServed = new Set<string>();
   private sawInput = false;
@@ -110,7 +112,7 @@ class LayoutRun {
       case 'package':
         if (meta.package?.run) {
           this.packageRuns.push({
-            origin: `package ${meta.package.name}`, configSets: meta.package.run.configSets, file: `${meta.package.name}: meta/run.yaml`,
+            package: meta.package.name, run: meta.package.run, origin: `package ${meta.package.name}`, file: `${meta.package.name}: meta/run.yaml`,
           });
         }
         return undefined;
@@ -304,11 +306,18 @@ class LayoutRun {
     return [...fromDisk, ...generated];
   }
 
+  /**
+   * Every config set's final script, in resolution order with the application last. Sets that
+   * inherit (`base`, and java/node/python runtimes) are computed now that all packages' run
+   * configs are known.
+   */
   private runSources(): RunScriptSource[] {
-    const app = this.manifest?.run
-      ? [{ origin: `application ${this.manifest.package.name}`, configSets: this.manifest.run.configSets, file: path.join(this.manifest.root, 'meta', 'run.yaml') }]
+    const m = this.manifest;
+    const app: PackageRun[] = m?.run
+      ? [{ package: m.package.name, run: m.run, origin: `application ${m.package.name}`, file: m.run.file ?? path.join(m.root, 'meta', 'run.yaml') }]
       : [];
-    return [...this.packageRuns, ...app];
+    return withResolvedBootScripts([...this.packageRuns, ...app])
+      .map((s) => ({ origin: s.origin, configSets: s.run.configSets, file: s.file }));
   }
 
   /** Capstanfile `files` entries no stream file served: read from the host, as Capstan would. */
@@ -354,6 +363,13 @@ class LayoutRun {
     this.log.detail(`add ${entry.guestPath} (${entry.reason})`);
     return file;
   }
+}
+
+interface PackageRun {
+  package: string;
+  run: RunConfig;
+  origin: string;
+  file: string;
 }
 
 function entryType(file: Vinyl): GuestEntryType {
