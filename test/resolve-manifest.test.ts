@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import Vinyl from 'vinyl';
 import { capstanOf } from '../lib/carrier.js';
-import { resolveManifestFromDir, type Manifest } from '../lib/manifest/index.js';
+import { resolveBootScripts, resolveManifestFromDir, type Manifest } from '../lib/manifest/index.js';
 import { resolveManifest, type ResolveManifestOptions } from '../lib/steps/resolve-manifest.js';
 import { runSteps, vinylDir, vinylFile } from './helpers/streams.js';
 
@@ -160,6 +160,11 @@ test('with gulp.src (encoding:false, dot files): a real package folder', async (
     ['quiet', '', { package: 'com.example.hello', configSet: 'hello' }],
   ]);
   t.true(out.some((f) => f.relative === path.join('data', 'hello.txt')));
+  // The application's own config sets may inherit each other (by its package name).
+  t.deepEqual(resolveBootScripts([{ package: m.package.name, run: m.run }]).map((s) => [s.name, s.script]), [
+    ['hello', '--env=GREETING?=hi /hello.so'],
+    ['quiet', '--env=GREETING?=shh /hello.so'],
+  ]);
 });
 
 test('with gulp.src buffer:false: the same manifest', async (t) => {
@@ -218,6 +223,7 @@ test('stream error: a /meta pattern in options.ignore, and bad option types, fai
   t.throws(() => resolveManifest({ ignore: ['/meta'] }), { any: true, message: /'\/meta' cannot be ignored/ });
   t.throws(() => resolveManifest({ env: { A: 'b c' } }), { any: true, message: /resolveManifest options\.env: env value of A must not contain spaces/ });
   t.throws(() => resolveManifest({ require: 'osv.cli' as never }), { any: true, message: /`require` must be a list/ });
+  t.throws(() => resolveManifest({ boot: ['a;reboot'] }), { any: true, message: /`boot` name 'a;reboot' is not a config set name/ });
   t.throws(() => resolveManifest({ run: 42 as never }), { any: true, message: /`run` must be a command line string or a run\.yaml object/ });
 });
 

@@ -71,6 +71,9 @@ export function validateManifestOptions(options: ManifestOptions): void {
   }
   const isStringList = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
   if (options.boot !== undefined && typeof options.boot !== 'string' && !isStringList(options.boot)) throw fail('`boot` must be a config set name or a list of names', "e.g. boot: ['myconfig1']");
+  for (const name of typeof options.boot === 'string' ? [options.boot] : options.boot ?? []) {
+    if (!/^[^/\s;]+$/.test(name.trim())) throw fail(`\`boot\` name '${name}' is not a config set name`, 'Give config set names as in meta/run.yaml: no slashes, spaces or semicolons.');
+  }
   if (options.require !== undefined && !isStringList(options.require)) throw fail('`require` must be a list of package names', "e.g. require: ['osv.httpserver-api']");
   if (options.ignore !== undefined && !isStringList(options.ignore)) throw fail('`ignore` must be a list of patterns', "e.g. ignore: ['/test', '/**/*.md']");
   if (options.bootstrap !== undefined && options.bootstrap !== false && (typeof options.bootstrap !== 'string' || options.bootstrap === '')) throw fail('`bootstrap` must be a package name or false', "e.g. bootstrap: 'osv.bootstrap' or bootstrap: false");
