@@ -248,3 +248,11 @@ test('withResolvedBootScripts fills script for inherited sets without touching t
   t.is(app.configSets[0]!.script, '');
   t.is(resolved[0]!.run!.configSets[0]!.script, openjdk8.configSets[0]!.script);
 });
+
+test('manifest: falling back to /run/default warns when the app has no such config set', (t) => {
+  const warnings: string[] = [];
+  const m = assembleManifest({ root: '/app', runYaml: { file: 'meta/run.yaml', text: 'runtime: native\nconfig_set:\n  web:\n    bootcmd: /web.so\n' } }, {}, { onWarning: (w) => warnings.push(w.message) });
+  t.is(m.bootCommand, 'runscript /run/default;');
+  t.is(warnings.length, 1);
+  t.regex(warnings[0]!, /no config set 'default' \(it has: web\)/);
+});
