@@ -131,7 +131,7 @@ class LayoutRun {
   private useManifest(manifest: Manifest): void {
     if (this.manifest === undefined) {
       this.manifest = manifest;
-      if (manifest.capstanfile) this.capstanfile = capstanfileLayout(manifest.capstanfile, path.join(manifest.root, 'Capstanfile'));
+      if (manifest.capstanfile) this.capstanfile = capstanfileLayout(manifest.capstanfile, capstanfilePathOf(manifest));
     } else if (this.manifest !== manifest) {
       throw new LayoutError('files of two different applications (two manifests) reached one layoutFiles stream', {
         code: 'E_LAYOUT_TWO_MANIFESTS',
@@ -323,7 +323,7 @@ class LayoutRun {
   /** Capstanfile `files` entries no stream file served: read from the host, as Capstan would. */
   private async filesFromDisk(): Promise<Vinyl[]> {
     if (!this.capstanfile || !this.manifest) return [];
-    const capstanfilePath = path.join(this.manifest.root, 'Capstanfile');
+    const capstanfilePath = capstanfilePathOf(this.manifest);
     const out: Vinyl[] = [];
     for (const [guestPath, hostPath] of this.capstanfile.files) {
       if (this.filesServed.has(guestPath)) continue;
@@ -389,7 +389,8 @@ function defaultMode(type: GuestEntryType): number {
 /** The manifest's ignore patterns with their .capstanignore line and column, when found there. */
 function locateManifestPatterns(manifest: Manifest | undefined): IgnorePatternSource[] {
   if (!manifest) return [];
-  const file = path.join(manifest.root, '.capstanignore');
+  const recorded = manifest.sources?.capstanignore;
+  const file = recorded && path.isAbsolute(recorded) ? recorded : path.join(manifest.root, '.capstanignore');
   let parsed: IgnorePatternSource[] = [];
   try {
     parsed = parseCapstanignore(readFileSync(file, 'utf8'), file);
@@ -402,6 +403,12 @@ function locateManifestPatterns(manifest: Manifest | undefined): IgnorePatternSo
     if (found) used.add(found);
     return found ?? { pattern, file };
   });
+}
+
+/** Where the manifest's Capstanfile was read (for messages), else where it would be. */
+function capstanfilePathOf(manifest: Manifest): string {
+  const recorded = manifest.sources?.capstanfile;
+  return recorded && path.isAbsolute(recorded) ? recorded : path.join(manifest.root, 'Capstanfile');
 }
 
 const S_IFREG = 0o100000;
