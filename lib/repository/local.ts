@@ -1,0 +1,84 @@
+// The local package repository (`<root>/packages/<name>.{mpm,yaml}`) and Capstan's package
+// resolution order (capstan-behaviour.md §2.6 step 2).
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import { RepositoryError } from '../errors.js';
+import { parsePackageYaml, parseRunYaml } from '../manifest/index.js';
+import type { PackageInfo, RunConfig } from '../manifest/types.js';
+import { isMetaMember, readMpm, type MpmMember } from './mpm.js';
+import { repositoryPackagePaths } from './root.js';
+
+export interface LocalPackage {
+  name: string;
+  mpmPath: string;
+  yamlPath: string;
+  info: PackageInfo;
+}
+
+/** Reads `<root>/packages/<name>.yaml`; a package exists only when its .mpm exists too. */
+export async function findLocalPackage(name: string, root: string): Promise<LocalPackage> {
+  const { mpm, yaml } = repositoryPackagePaths(name, root);
+  let text: string;
+  try {
+    await fs.access(mpm);
+    text = await fs.readFile(yaml, 'utf8');
+  } catch {
+    throw new RepositoryError(`package "${name}" is not in the local repository`, {
+      code: 'E_PACKAGE_MISSING', file: mpm,
+      hint: `Put ${name}.mpm and ${name}.yaml into ${root}/packages (e.g. \`capstan package pull ${name}\`), or remove "${name}" from require.`,
+    });
+  }
+  return { name, mpmPath: mpm, yamlPath: yaml, info: parsePackageYaml(text, yaml) };
+}
+
+/**
+ * Capstan's resolution: depth-first, each package's own requirements before it. Capstan does
+ * not de-duplicate and extracts a package again where it recurs, later extractions winning;
+ * keeping only the last occurrence of each package gives the same files and is cheaper. A
+ * cycle (which Capstan would recurse on forever) is an error.
+ */
+export async function resolveLocalPackages(require: readonly string[], root: string): Promise<LocalPackage[]> {
+  const known = new Map<string, LocalPackage>();
+  const order: string[] = [];
+  const visit = async (name: string, chain: string[]): Promise<void> => {
+    if (chain.includes(name)) {
+      throw new RepositoryError(`packages require each other in a cycle: ${[...chain, name].join(' → ')}`, {
+        code: 'E_PACKAGE_CYCLE', file: known.get(chain[chain.length - 1] ?? '')?.yamlPath,
+        hint: 'Remove one of these requirements; Capstan would loop forever on it.',
+      });
+    }
+    let pkg = known.get(name);
+    if (!pkg) {
+      pkg = await findLocalPackage(name, root);
+      known.set(name, pkg);
+    }
+    for (const dep of pkg.info.require) await visit(dep, [...chain, name]);
+    order.push(name);
+  };
+  for (const name of require) await visit(name, []);
+  const lastIndex = new Map(order.map((name, i) => [name, i]));
+  return order.filter((name, i) => lastIndex.get(name) === i).map((name) => known.get(name)!);
+}
+
+export interface PackageContents {
+  /** meta/run.yaml of the package, when it has one. */
+  run?: RunConfig | undefined;
+  /** Members to extract (meta/* excluded), in archive order. */
+  members: MpmMember[];
+}
+
+/** Reads a package's archive: its run configuration and the members that go into the image. */
+export async function readLocalPackage(pkg: LocalPackage): Promise<PackageContents> {
+  const members: MpmMember[] = [];
+  let run: RunConfig | undefined;
+  for await (const member of readMpm(createReadStream(pkg.mpmPath), pkg.mpmPath)) {
+    if (isMetaMember(member.guestPath)) {
+      if (member.guestPath === '/meta/run.yaml' && member.type === 'file') {
+        run = parseRunYaml(member.contents.toString('utf8'), `${pkg.mpmPath}:meta/run.yaml`);
+      }
+      continue;
+    }
+    members.push(member);
+  }
+  return { run, members };
+}
