@@ -28,8 +28,17 @@ export function guardAgainstOrphans(stopNow: () => void): OrphanGuard {
     released = true;
     process.removeListener('exit', onExit);
     for (const s of SIGNALS) process.removeListener(s, onSignal);
+    adjustListenerLimit(-1);
   };
+  // One listener per running VM is expected, not a leak: raise the limit while ours are in.
+  adjustListenerLimit(+1);
   process.on('exit', onExit);
   for (const s of SIGNALS) process.on(s, onSignal);
   return { release };
+}
+
+function adjustListenerLimit(by: number): void {
+  const limit = process.getMaxListeners();
+  if (limit === 0 || !Number.isFinite(limit)) return; // unlimited
+  process.setMaxListeners(Math.max(1, limit + by));
 }
