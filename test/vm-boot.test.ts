@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import {
-  boot, createVolume, deleteInstance, listInstances, readDiskCmdline, stopInstance, type BootOptions, type Vm,
+  boot, createVolume, deleteInstance, listInstances, readDiskCmdline, stopInstance, type BootImage, type BootOptions, type Vm,
 } from '../lib/vm/index.js';
 import { kvmDeviceUsable } from '../lib/vm/accel.js';
 import { pidAlive } from '../lib/vm/shutdown.js';
@@ -36,7 +36,7 @@ async function setup(t: ExecutionContext, cmdline = '/image.so') {
     rmSync(dir, { recursive: true, force: true });
   });
   const image = await writeStandInDisk(loader, path.join(dir, 'app.raw'), cmdline);
-  const start = async (img: string, options: BootOptions = {}) => {
+  const start = async (img: BootImage, options: BootOptions = {}) => {
     const vm = await boot(img, { root: dir, accel: 'tcg', debugExit: true, silent: true, ...options });
     vms.push(vm);
     return vm;
@@ -149,7 +149,7 @@ test('the kernel is found beside the loader the image was built from, gzipped or
   const { dir, image, start } = await setup(t);
   const kernel = await writeStandInKernel(dir, {}, 'osv-loader.elf');
   execFileSync('gzip', [kernel]);
-  const vm = await start({ path: image, info: { format: 'raw', virtualSize: 0, partition: { start: 0, size: 0 }, cmdline: '/from-info.so', loader: path.join(dir, 'osv-loader.qemu'), inodes: 0 } });
+  const vm = await start({ path: image, info: { format: 'raw' as const, virtualSize: 0, partition: { start: 0, size: 0 }, cmdline: '/from-info.so', loader: path.join(dir, 'osv-loader.qemu'), inodes: 0 } });
   const lines: string[] = [];
   vm.on('line', (l) => lines.push(l));
   await vm.exited;
