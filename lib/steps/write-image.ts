@@ -68,7 +68,7 @@ export function writeImage(options: WriteImageOptions): Transform {
         } else if (file.isDirectory()) {
           result = composer.addDirectory(guestPath, entry);
         } else if (file.isBuffer() || file.isStream()) {
-          const contents = file.isBuffer() ? file.contents : counting(file.contents as AsyncIterable<Uint8Array>, (n) => { streamed += n; });
+          const contents = file.isBuffer() ? file.contents : chunksOf(file.contents as unknown as EventStream, (n) => { streamed += n; });
           try {
             result = await composer.addFile(guestPath, contents, entry);
           } catch (error) {
@@ -129,10 +129,53 @@ function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
   }
 }
 
-async function* counting(source: AsyncIterable<Uint8Array | string>, add: (n: number) => void): AsyncGenerator<Uint8Array | string> {
-  for await (const chunk of source) {
-    add(chunk.length);
-    yield chunk;
+/** The part of a Node or streamx readable we rely on. */
+interface EventStream {
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  off?(event: string, listener: (...args: any[]) => void): unknown;
+  removeListener?(event: string, listener: (...args: any[]) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
+
+/**
+ * The chunks of a content stream, read through its events with pause/resume backpressure.
+ * Not `for await` on the stream itself: vinyl-fs 4's lazy streamx contents (buffer: false)
+ * emit 'end' but their async iterator never finishes, which would hang the build.
+ */
+async function* chunksOf(stream: EventStream, add: (n: number) => void): AsyncGenerator<Uint8Array | string> {
+  const queue: (Uint8Array | string)[] = [];
+  let ended = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const notify = () => { const w = wake; wake = undefined; w?.(); };
+  const onData = (chunk: Uint8Array | string) => { queue.push(chunk); if (queue.length >= 16) stream.pause(); notify(); };
+  const onEnd = () => { ended = true; notify(); };
+  const onError = (error: unknown) => { failure = error ?? new Error('the content stream failed'); notify(); };
+  const onClose = () => { if (!ended && failure === undefined) failure = new Error('the content stream closed before its end'); notify(); };
+  stream.on('data', onData);
+  stream.on('end', onEnd);
+  stream.on('error', onError);
+  stream.on('close', onClose);
+  try {
+    for (;;) {
+      const chunk = queue.shift();
+      if (chunk !== undefined) {
+        if (queue.length === 0) stream.resume();
+        add(chunk.length);
+        yield chunk;
+        continue;
+      }
+      if (failure !== undefined) throw failure;
+      if (ended) return;
+      await new Promise<void>((resolve) => { wake = resolve; });
+    }
+  } finally {
+    const off = (e: string, l: (...args: any[]) => void) => (stream.off ?? stream.removeListener)?.call(stream, e, l);
+    off('data', onData);
+    off('end', onEnd);
+    off('error', onError);
+    off('close', onClose);
   }
 }
 
