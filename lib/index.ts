@@ -1,13 +1,16 @@
 // gulp-capstan: the five pipeline steps, and the plain APIs underneath them.
 //   resolveManifest → fetchPackages → layoutFiles → writeImage → bootVm
-export { resolveManifest } from './steps/resolve-manifest.js';
-export { layoutFiles } from './steps/layout-files.js';
-export { writeImage } from './steps/write-image.js';
-export { bootVm } from './steps/boot-vm.js';
+export { resolveManifest, MANIFEST_FILE_NAME, type ResolveManifestOptions } from './steps/resolve-manifest.js';
+export { fetchPackages, type FetchPackagesOptions } from './steps/fetch-packages.js';
+export { layoutFiles, type LayoutFilesOptions } from './steps/layout-files.js';
+export { writeImage, type WriteImageOptions } from './steps/write-image.js';
+export { bootVm, type BootVmOptions } from './steps/boot-vm.js';
 
 export * from './errors.js';
 export * from './carrier.js';
+export type { LogOptions } from './log.js';
 export * from './manifest/index.js';
 export * from './layout/index.js';
+export * from './repository/index.js';
 export * from './image/index.js';
 export * from './vm/index.js';

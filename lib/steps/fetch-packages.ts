@@ -13,7 +13,7 @@ import type { Manifest } from '../manifest/types.js';
 import { readLocalPackage, resolveLocalPackages, type LocalPackage } from '../repository/local.js';
 import type { MpmMember } from '../repository/mpm.js';
 import { capstanRoot } from '../repository/root.js';
-import { S_IFDIR, S_IFLNK, S_IFREG, syntheticStat } from './synthetic-stat.js';
+import { syntheticStat, typeBits } from './synthetic-stat.js';
 
 export interface FetchPackagesOptions extends LogOptions {
   /** Capstan root holding `packages/` (default $CAPSTAN_ROOT, else ~/.capstan). */
@@ -66,13 +66,12 @@ function descriptor(pkg: LocalPackage, ref: PackageRef, manifest: Manifest, root
 
 function memberFile(pkg: LocalPackage, member: MpmMember, ref: PackageRef, manifest: Manifest, root: string): Vinyl {
   const base = path.join(root, 'packages', pkg.name);
-  const type = member.type === 'directory' ? S_IFDIR : member.type === 'symlink' ? S_IFLNK : S_IFREG;
   const file = new Vinyl({
     cwd: root,
     base,
     path: path.join(base, ...member.guestPath.split('/').filter(Boolean)),
     contents: member.type === 'file' ? member.contents : null,
-    stat: syntheticStat(type | member.mode, member.contents.length),
+    stat: syntheticStat(typeBits(member.type) | member.mode, member.contents.length),
   });
   if (member.type === 'symlink') file.symlink = member.linkname!;
   annotate(file, { kind: 'package-file', package: ref, manifest, layer: ref.layer });

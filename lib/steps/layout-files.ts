@@ -5,7 +5,6 @@
 // guest paths are remembered, so the generated entries can be decided at the end.
 import { createReadStream, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Stats } from 'node:fs';
 import type { Transform } from 'node:stream';
 import { objectTransform } from 'through2';
 import Vinyl from 'vinyl';
@@ -14,6 +13,7 @@ import { LayoutError, toPluginError } from '../errors.js';
 import { stepLogger, type LogOptions, type StepLogger } from '../log.js';
 import { withResolvedBootScripts } from '../manifest/boot-scripts.js';
 import type { Manifest, RunConfig } from '../manifest/types.js';
+import { syntheticStat, typeBits } from './synthetic-stat.js';
 import {
   GuestTree, SKELETON_LAYER, capstanfileGuestPaths, capstanfileLayout, compileIgnore, guestPathOf, isIgnored,
   isMetaPath, parseCapstanignore, readHostEntry, rewriteSymlinkTarget, rofsSkeleton, runScriptEntries,
@@ -328,14 +328,13 @@ class LayoutRun {
     for (const [guestPath, hostPath] of this.capstanfile.files) {
       if (this.filesServed.has(guestPath)) continue;
       const entry = await readHostEntry(hostPath, guestPath, capstanfilePath);
-      const typeBits = entry.type === 'directory' ? S_IFDIR : entry.type === 'symlink' ? S_IFLNK : S_IFREG;
       const file = new Vinyl({
         cwd: this.manifest.root,
         base: path.dirname(hostPath),
         path: hostPath,
         // An empty placeholder until the entry is placed, so a clash cannot leave a file open.
         contents: entry.type === 'file' ? Buffer.alloc(0) : null,
-        stat: syntheticStat(typeBits | (entry.mode & 0o7777), entry.size),
+        stat: syntheticStat(typeBits(entry.type) | (entry.mode & 0o7777), entry.size),
       });
       if (entry.target !== undefined) file.symlink = entry.target;
       annotate(file, { kind: 'app' });
@@ -350,13 +349,12 @@ class LayoutRun {
 
   private generatedVinyl(entry: GeneratedEntry, layer: number): Vinyl {
     const base = this.manifest?.root ?? process.cwd();
-    const typeBits = entry.type === 'directory' ? S_IFDIR : entry.type === 'symlink' ? S_IFLNK : S_IFREG;
     const file = new Vinyl({
       cwd: base,
       base,
       path: path.join(base, ...entry.guestPath.split('/').filter(Boolean)),
       contents: entry.type === 'file' ? entry.contents : null,
-      stat: syntheticStat(typeBits | entry.mode, entry.type === 'file' ? entry.contents.length : 0),
+      stat: syntheticStat(typeBits(entry.type) | entry.mode, entry.type === 'file' ? entry.contents.length : 0),
     });
     if (entry.type === 'symlink') file.symlink = entry.target;
     annotate(file, { kind: 'generated', guestPath: entry.guestPath, layer, mode: entry.mode, ...(this.manifest ? { manifest: this.manifest } : {}) });
@@ -411,18 +409,3 @@ function capstanfilePathOf(manifest: Manifest): string {
   return recorded && path.isAbsolute(recorded) ? recorded : path.join(manifest.root, 'Capstanfile');
 }
 
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
-const S_IFLNK = 0o120000;
-
-/** Stats for entries we synthesise: vinyl reads the entry type from them. Epoch times keep images reproducible. */
-function syntheticStat(mode: number, size: number): Stats {
-  const type = mode & 0o170000;
-  const epoch = new Date(0);
-  return {
-    mode, size, uid: 0, gid: 0, dev: 0, ino: 0, nlink: 1, rdev: 0, blksize: 4096, blocks: Math.ceil(size / 512),
-    atime: epoch, mtime: epoch, ctime: epoch, birthtime: epoch, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, birthtimeMs: 0,
-    isFile: () => type === S_IFREG, isDirectory: () => type === S_IFDIR, isSymbolicLink: () => type === S_IFLNK,
-    isBlockDevice: () => false, isCharacterDevice: () => false, isFIFO: () => false, isSocket: () => false,
-  } as Stats;
-}

@@ -20,3 +20,8 @@ export function syntheticStat(mode: number, size = 0): Stats {
     isBlockDevice: () => false, isCharacterDevice: () => false, isFIFO: () => false, isSocket: () => false,
   } as Stats;
 }
+
+/** The `st_mode` type bits of an entry kind. */
+export function typeBits(type: 'file' | 'directory' | 'symlink'): number {
+  return type === 'directory' ? S_IFDIR : type === 'symlink' ? S_IFLNK : S_IFREG;
+}
