@@ -1,0 +1,170 @@
+// bench/compose: how long the user's path takes to turn a tree into an OSv image, against
+// `tar -cf` of the same tree (reads every file and writes one file: the floor for any image
+// writer) and a plain gulp `src() → dest()` copy (what a gulp user already pays to touch every
+// file). Runs alternate, with a warm page cache; each pipeline runs in its own Node process so
+// its peak RSS is its own (times are measured inside that process, without Node's start-up).
+//
+//   node --import=tsx bench/compose.ts            10,000 files / 200 MB, then a 2 GB tree
+//   BENCH_ROUNDS=5 BENCH_SKIP_2G=1 node --import=tsx bench/compose.ts
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const MB = 1024 * 1024;
+
+interface ChildResult { ms: number; maxRssMB: number; imageBytes?: number }
+
+/** Seeded PRNG so the tree's shape is the same on every run. */
+function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+}
+
+/** `files` files totalling `totalBytes`, sizes spread log-uniformly 64 B … 4 MB, in nested folders. */
+async function generateTree(root: string, files: number, totalBytes: number, seed: number): Promise<void> {
+  const r = rng(seed);
+  const raw = Array.from({ length: files }, () => Math.exp(Math.log(64) + r() * (Math.log(4 * MB) - Math.log(64))));
+  const scale = totalBytes / raw.reduce((a, b) => a + b, 0);
+  const sizes = raw.map((s) => Math.max(1, Math.round(s * scale)));
+  const dirs: string[] = [''];
+  for (let i = 0; i < Math.max(1, Math.floor(files / 20)); i++) {
+    const parent = dirs[Math.floor(r() * dirs.length)]!;
+    dirs.push(path.join(parent, `d${i}`));
+  }
+  for (const d of dirs) await mkdir(path.join(root, d), { recursive: true });
+  // Random bytes (incompressible, no all-zero clusters), generated in one pool and sliced.
+  const pool = randomBytes(8 * MB);
+  for (let i = 0; i < files; i++) {
+    const dir = dirs[Math.floor(r() * dirs.length)]!;
+    const file = await open(path.join(root, dir, `f${i}.bin`), 'w');
+    let left = sizes[i]!;
+    let from = Math.floor(r() * pool.length);
+    while (left > 0) {
+      const n = Math.min(left, pool.length - from);
+      await file.write(pool, from, n);
+      left -= n;
+      from = 0;
+    }
+    await file.close();
+  }
+}
+
+/** A stand-in for the 3.7 MB release loader: boot signature and count32 = 113 (v0.57.0). */
+async function writeLoader(file: string): Promise<void> {
+  const loader = Buffer.alloc(65536 + 113 * 32768);
+  loader.writeUInt16LE(113, 0x10);
+  loader[510] = 0x55;
+  loader[511] = 0xaa;
+  randomBytes(113 * 32768).copy(loader, 65536);
+  await writeFile(file, loader);
+}
+
+/** Runs one pipeline in this process (the child side). */
+async function child(variant: string, tree: string, out: string, loader: string): Promise<void> {
+  // @ts-ignore -- gulp 5 ships no type declarations
+  const gulp = (await import('gulp')) as { src: (g: string, o: object) => NodeJS.ReadableStream; dest: (d: string) => NodeJS.WritableStream };
+  const { resolveManifest } = await import('../lib/steps/resolve-manifest.js');
+  const { layoutFiles } = await import('../lib/steps/layout-files.js');
+  const { writeImage } = await import('../lib/steps/write-image.js');
+  const started = performance.now();
+  const buffer = !variant.endsWith('-stream');
+  const source = () => gulp.src('**/*', { cwd: tree, base: tree, encoding: false, buffer, resolveSymlinks: false, dot: true });
+  if (variant === 'copy') {
+    await pipeline(source(), gulp.dest(out));
+  } else {
+    const sink = new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } });
+    await pipeline(
+      source(),
+      resolveManifest({ cwd: tree, run: '/d0/f0.bin', bootstrap: false, silent: true }),
+      layoutFiles({ silent: true }),
+      writeImage({ out, loader, format: variant.startsWith('image-raw') ? 'raw' : 'qcow2', silent: true }),
+      sink,
+    );
+  }
+  const ms = performance.now() - started;
+  const { size } = await import('node:fs').then((fs) => fs.statSync(out));
+  const result: ChildResult = { ms, maxRssMB: process.resourceUsage().maxRSS / 1024, imageBytes: size };
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+function runChild(variant: string, tree: string, out: string, loader: string): ChildResult {
+  const self = fileURLToPath(import.meta.url);
+  const r = spawnSync(process.execPath, ['--import=tsx', self, '--child', variant, tree, out, loader], { encoding: 'utf8', maxBuffer: 16 * MB });
+  if (r.status !== 0) throw new Error(`bench child ${variant} failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
+}
+
+function runTar(tree: string, out: string): ChildResult {
+  const t0 = performance.now();
+  const r = spawnSync('tar', ['-cf', out, '-C', tree, '.']);
+  if (r.status !== 0) throw new Error(`tar failed: ${r.stderr}`);
+  return { ms: performance.now() - t0, maxRssMB: NaN };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+export async function main(): Promise<void> {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  const work = await mkdtemp(path.join(os.tmpdir(), 'capstan-bench-'));
+  try {
+    const loader = path.join(work, 'loader.img');
+    await writeLoader(loader);
+    const tree = path.join(work, 'tree');
+    console.log('generating 10,000 files / 200 MB …');
+    await generateTree(tree, 10_000, 200 * MB, 1);
+    const outDir = path.join(work, 'out');
+    await mkdir(outDir);
+    runTar(tree, path.join(outDir, 'warm.tar')); // warm the page cache
+    const variants = ['tar', 'copy', 'image', 'image-raw', 'image-stream'] as const;
+    const results: Record<string, ChildResult[]> = Object.fromEntries(variants.map((v) => [v, []]));
+    for (let round = 0; round < rounds; round++) {
+      for (const v of variants) {
+        const out = path.join(outDir, v === 'tar' ? 'tree.tar' : v === 'copy' ? 'copy' : `app.${v}`);
+        await rm(out, { recursive: true, force: true });
+        results[v]!.push(v === 'tar' ? runTar(tree, out) : runChild(v, tree, out, loader));
+        await rm(out, { recursive: true, force: true });
+      }
+    }
+    const tar = median(results.tar!.map((r) => r.ms));
+    const label: Record<string, string> = {
+      tar: 'tar -cf',
+      copy: 'src() → dest()',
+      image: 'src → resolveManifest → layoutFiles → writeImage (qcow2)',
+      'image-raw': '… → writeImage (raw)',
+      'image-stream': '… with src({buffer: false}) (qcow2)',
+    };
+    console.log(`\n10,000 files / 200 MB, median of ${rounds} alternating rounds (warm cache, ${os.cpus().length} CPUs):`);
+    for (const v of variants) {
+      const ms = median(results[v]!.map((r) => r.ms));
+      const rss = median(results[v]!.map((r) => r.maxRssMB));
+      console.log(`  ${label[v]!.padEnd(58)} ${fmt(ms).padStart(8)}  ${(ms / tar).toFixed(2)}× tar${Number.isNaN(rss) ? '' : `  peak RSS ${rss.toFixed(0)} MB`}`);
+    }
+    await rm(tree, { recursive: true, force: true });
+
+    if (!process.env.BENCH_SKIP_2G) {
+      console.log('\ngenerating 2 GB tree (2,000 files) …');
+      const big = path.join(work, 'big');
+      await generateTree(big, 2_000, 2048 * MB, 2);
+      runTar(big, path.join(outDir, 'warm.tar'));
+      await rm(path.join(outDir, 'warm.tar'), { force: true });
+      const t = runTar(big, path.join(outDir, 'big.tar'));
+      await rm(path.join(outDir, 'big.tar'), { force: true });
+      const s = runChild('image-stream', big, path.join(outDir, 'big.qcow2'), loader);
+      console.log(`2 GB tree: tar -cf ${fmt(t.ms)}; src({buffer:false}) → … → writeImage (qcow2) ${fmt(s.ms)} (${(s.ms / t.ms).toFixed(2)}× tar), peak RSS ${s.maxRssMB.toFixed(0)} MB`);
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [flag, variant, tree, out, loader] = process.argv.slice(2);
+  if (flag === '--child') await child(variant!, tree!, out!, loader!);
+  else await main();
+}
