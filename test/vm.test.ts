@@ -31,7 +31,7 @@ test('NAT with free host ports: picked, distinct, and in the hostfwd arguments',
   const args = networkArgs(plan).join(' ');
   t.regex(args, new RegExp(`hostfwd=tcp:127\\.0\\.0\\.1:${plan.forwards[0]!.host}-:80`));
   t.regex(args, new RegExp(`hostfwd=udp:127\\.0\\.0\\.1:${plan.forwards[2]!.host}-:53`));
-  t.regex(args, /-device virtio-net-pci,netdev=un0/);
+  t.regex(args, /-device virtio-net-pci,netdev=un0,romfile=/);
 });
 
 test('bridge and tap: MAC given or random locally administered unicast', async (t) => {
@@ -43,7 +43,7 @@ test('bridge and tap: MAC given or random locally administered unicast', async (
     t.is(b0 & 0x02, 0x02, 'locally administered');
   }
   const tap = await planNetwork({ mode: 'tap', device: 'tap7', mac: '52:54:00:12:34:56' });
-  t.deepEqual(networkArgs(tap), ['-netdev', 'tap,id=hn0,ifname=tap7,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=hn0,id=nic1,mac=52:54:00:12:34:56']);
+  t.deepEqual(networkArgs(tap), ['-netdev', 'tap,id=hn0,ifname=tap7,script=no,downscript=no', '-device', 'virtio-net-pci,netdev=hn0,id=nic1,mac=52:54:00:12:34:56,romfile=']);
   const bridge = await planNetwork({ mode: 'bridge' });
   t.is(bridge.device, 'virbr0');
   t.truthy(bridge.mac);

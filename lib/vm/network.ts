@@ -149,14 +149,17 @@ export async function planNetwork(options: NetworkOptions = {}): Promise<Network
   return { mode, forwards, device: options.device ?? (mode === 'bridge' ? 'virbr0' : undefined), mac };
 }
 
-/** QEMU arguments for a resolved plan. */
+/**
+ * QEMU arguments for a resolved plan. The NIC gets `romfile=` (no iPXE option ROM): we never
+ * network-boot, it saves firmware time, and QEMU then starts on hosts without ipxe-qemu.
+ */
 export function networkArgs(plan: NetworkPlan, env: NodeJS.ProcessEnv = process.env): string[] {
   switch (plan.mode) {
     case 'none':
       return [];
     case 'nat': {
       const fwd = plan.forwards.map((f) => `,hostfwd=${f.protocol}:${f.address}:${f.host}-:${f.guest}`).join('');
-      return ['-netdev', `user,id=un0,net=192.168.122.0/24,host=192.168.122.1${fwd}`, '-device', 'virtio-net-pci,netdev=un0'];
+      return ['-netdev', `user,id=un0,net=192.168.122.0/24,host=192.168.122.1${fwd}`, '-device', 'virtio-net-pci,netdev=un0,romfile='];
     }
     case 'bridge': {
       const helper = findBridgeHelper(env);
@@ -165,9 +168,9 @@ export function networkArgs(plan: NetworkPlan, env: NodeJS.ProcessEnv = process.
           code: 'E_VM_NETWORK', hint: 'Install it (qemu-system-common) or set $CAPSTAN_QEMU_BRIDGE_HELPER.',
         });
       }
-      return ['-netdev', `bridge,id=hn0,br=${plan.device},helper=${helper}`, '-device', `virtio-net-pci,netdev=hn0,id=nic1,mac=${plan.mac}`];
+      return ['-netdev', `bridge,id=hn0,br=${plan.device},helper=${helper}`, '-device', `virtio-net-pci,netdev=hn0,id=nic1,mac=${plan.mac},romfile=`];
     }
     case 'tap':
-      return ['-netdev', `tap,id=hn0,ifname=${plan.device},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=hn0,id=nic1,mac=${plan.mac}`];
+      return ['-netdev', `tap,id=hn0,ifname=${plan.device},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=hn0,id=nic1,mac=${plan.mac},romfile=`];
   }
 }

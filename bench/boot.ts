@@ -1,0 +1,104 @@
+// bench/boot: time from boot() to the readiness marker (the first console line), beside a bare
+// qemu-system-x86_64 of the same image in the same run, for disk boot and the -kernel fast
+// path. Prints medians, the overhead ratio (target ≤ 1.1) and peak RSS.
+//   node --import=tsx bench/boot.ts [runs] [accel]     (defaults: 11 runs, tcg and auto)
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { boot, type BootOptions } from '../lib/vm/index.js';
+import { chooseAccel, type Accel } from '../lib/vm/accel.js';
+import { findQemu } from '../lib/vm/qemu-binary.js';
+import { buildStandInLoader } from '../test/helpers/stand-in.js';
+import { writeStandInDisk, writeStandInKernel } from '../test/helpers/stand-in-kernel.js';
+
+const runs = Number(process.argv[2] ?? 11);
+const accels: Accel[] = process.argv[3] ? [chooseAccel(process.argv[3] as Accel)] : [...new Set<Accel>(['tcg', chooseAccel('auto')])];
+const dir = mkdtempSync(path.join(os.tmpdir(), 'capstan-bench-boot-'));
+const qemu = findQemu();
+
+/** QEMU's peak resident set (VmHWM), in MiB, while it runs. */
+function qemuPeakMiB(pid: number | undefined): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+async function ours(image: string, options: BootOptions): Promise<{ ms: number; qemuMiB: number }> {
+  const t0 = performance.now();
+  const vm = await boot(image, { root: dir, debugExit: true, silent: true, ...options });
+  await vm.ready;
+  const ms = performance.now() - t0;
+  const qemuMiB = qemuPeakMiB(vm.pid);
+  await vm.kill();
+  return { ms, qemuMiB };
+}
+
+function bare(args: string[]): Promise<{ ms: number; qemuMiB: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    let done = false;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (!done && out.includes('\n')) {
+        done = true;
+        const ms = performance.now() - t0;
+        const qemuMiB = qemuPeakMiB(child.pid);
+        child.kill('SIGKILL');
+        child.once('exit', () => resolve({ ms, qemuMiB }));
+      }
+    });
+    child.once('exit', (code) => { if (!done) reject(new Error(`bare QEMU exited (${code}) before printing a line`)); });
+  });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+try {
+  const loader = await buildStandInLoader(dir);
+  const image = await writeStandInDisk(loader, path.join(dir, 'app.raw'), '/hello.so');
+  const kernel = await writeStandInKernel(dir, { mode: 'wait' });
+  console.log(`QEMU ${qemu}, ${runs} runs each, alternating; readiness = first console line`);
+  for (const accel of accels) {
+    const accelArgs = accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg'];
+    const common = ['-nodefaults', '-display', 'none', ...accelArgs, '-m', '1024', '-smp', '2', '-serial', 'stdio',
+      '-drive', `file=${image},format=raw,if=virtio`, '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04'];
+    const cases: Array<[string, BootOptions, string[]]> = [
+      ['disk boot', { accel, kernel: false }, common],
+      ['-kernel fast path', { accel, kernel }, [...common, '-kernel', kernel, '-append', '/hello.so']],
+    ];
+    for (const [label, options, bareArgs] of cases) {
+      const a: number[] = [];
+      const b: number[] = [];
+      let oursMiB = 0;
+      let bareMiB = 0;
+      await ours(image, options); // warm the page cache for both
+      for (let i = 0; i < runs; i++) {
+        // Alternate which goes first, so neither always runs on a freshly idle machine.
+        const [o, r] = i % 2 === 0
+          ? [await ours(image, options), await bare(bareArgs)]
+          : await bare(bareArgs).then(async (r0) => [await ours(image, options), r0] as const);
+        a.push(o.ms);
+        b.push(r.ms);
+        oursMiB = Math.max(oursMiB, o.qemuMiB);
+        bareMiB = Math.max(bareMiB, r.qemuMiB);
+      }
+      const mo = median(a);
+      const mb = median(b);
+      console.log(`${accel.padEnd(3)} ${label.padEnd(18)} boot() ${mo.toFixed(1).padStart(7)} ms   bare qemu ${mb.toFixed(1).padStart(7)} ms   ` +
+        `ratio ${(mo / mb).toFixed(3)}   QEMU peak RSS ${oursMiB.toFixed(0)} / ${bareMiB.toFixed(0)} MiB`);
+    }
+  }
+  console.log(`node peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
