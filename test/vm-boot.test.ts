@@ -157,6 +157,23 @@ test('the kernel is found beside the loader the image was built from, gzipped or
   t.is(appendFromLine(lines[0] ?? ''), '/from-info.so');
 });
 
+test('a kernel QEMU cannot load falls back to booting the disk', async (t) => {
+  const { dir, image, start } = await setup(t);
+  const bogus = path.join(dir, 'osv-loader.elf');
+  writeFileSync(bogus, Buffer.alloc(4096, 0x5a)); // neither ELF nor multiboot
+  const vm = await start(image, { kernel: bogus });
+  const fallbacks: string[] = [];
+  vm.on('fallback', (r) => fallbacks.push(r));
+  await vm.ready;
+  const exit = await vm.exited;
+  t.is(exit.exitCode, STAND_IN_EXIT_OK);
+  t.is(vm.kernel, undefined);
+  t.is(vm.recentLines[0], 'CMDLINE:/image.so');
+  t.is(fallbacks.length, 1);
+  t.regex(fallbacks[0]!, /did not load .*; booting from the disk/);
+  t.notRegex(vm.command, /-kernel/);
+});
+
 test('stop: QMP powerdown, then quit; the instance is gone', async (t) => {
   const { dir, image, start } = await setup(t);
   const kernel = await writeStandInKernel(dir, { mode: 'wait' });
@@ -268,30 +285,36 @@ test('errors: missing image, QEMU exiting before ready', async (t) => {
   t.regex(error.message, /command: \/usr\/bin\/qemu-system-x86_64 /);
 });
 
-test('kill -INT of the process that booted a VM leaves no QEMU behind', async (t) => {
-  const { dir, image } = await setup(t);
-  const kernel = await writeStandInKernel(dir, { mode: 'wait' });
-  const script = `
-    import { boot } from ${JSON.stringify(path.join(repo, 'lib/vm/index.ts'))};
-    const vm = await boot(${JSON.stringify(image)}, { root: ${JSON.stringify(dir)}, accel: 'tcg', kernel: ${JSON.stringify(kernel)}, silent: true });
-    await vm.ready;
-    console.log(JSON.stringify({ pid: vm.pid, dir: vm.dir }));
-    setInterval(() => {}, 1000);
-  `;
-  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => { child.kill('SIGKILL'); });
-  const first = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; if (out.includes('\n')) resolve(out.split('\n')[0]!); });
-    child.once('exit', (code) => reject(new Error(`child exited (${code}) before booting: ${out}`)));
-  });
-  const { pid, dir: instance } = JSON.parse(first) as { pid: number; dir: string };
-  t.teardown(() => { if (pidAlive(pid)) process.kill(pid, 'SIGKILL'); });
-  t.true(pidAlive(pid));
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_c, s) => resolve(s)));
-  child.kill('SIGINT');
-  t.is(await exited, 'SIGINT', 'the process still dies of SIGINT');
-  for (let i = 0; i < 100 && pidAlive(pid); i++) await delay(50);
-  t.false(pidAlive(pid), 'QEMU is gone');
-  t.false(existsSync(instance), 'and so is its instance folder');
+const killedProcess = test.macro({
+  title: (_p, signal: NodeJS.Signals) => `kill -${signal.slice(3)} of the process that booted a VM leaves no QEMU behind`,
+  async exec(t, signal: NodeJS.Signals) {
+    const { dir, image } = await setup(t);
+    const kernel = await writeStandInKernel(dir, { mode: 'wait' });
+    const script = `
+      import { boot } from ${JSON.stringify(path.join(repo, 'lib/vm/index.ts'))};
+      const vm = await boot(${JSON.stringify(image)}, { root: ${JSON.stringify(dir)}, accel: 'tcg', kernel: ${JSON.stringify(kernel)}, silent: true });
+      await vm.ready;
+      console.log(JSON.stringify({ pid: vm.pid, dir: vm.dir }));
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
+    t.teardown(() => { child.kill('SIGKILL'); });
+    const first = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; if (out.includes('\n')) resolve(out.split('\n')[0]!); });
+      child.once('exit', (code) => reject(new Error(`child exited (${code}) before booting: ${out}`)));
+    });
+    const { pid, dir: instance } = JSON.parse(first) as { pid: number; dir: string };
+    t.teardown(() => { if (pidAlive(pid)) process.kill(pid, 'SIGKILL'); });
+    t.true(pidAlive(pid));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_c, s) => resolve(s)));
+    child.kill(signal);
+    t.is(await exited, signal, 'the process still dies of the signal');
+    for (let i = 0; i < 100 && pidAlive(pid); i++) await delay(50);
+    t.false(pidAlive(pid), 'QEMU is gone');
+    t.false(existsSync(instance), 'and so is its instance folder');
+  },
 });
+
+test(killedProcess, 'SIGINT');
+test(killedProcess, 'SIGTERM');

@@ -42,13 +42,17 @@ export function bootVm(options: BootVmOptions = {}): Transform {
   };
   const stream = objectTransform(async function* (files: AsyncIterable<Vinyl>) {
     let current: string | undefined;
+    let images = 0;
     try {
       for await (const file of files) {
         if (!isImage(file)) { yield file; continue; }
         current = file.path;
         const started = Date.now();
+        images++;
         const vm = await boot({ path: file.path, info: capstanOf(file)?.image }, {
           ...opts,
+          // One `name` for several images: the second is <name>-2, and so on.
+          name: opts.name !== undefined && images > 1 ? `${opts.name}-${images}` : opts.name,
           echo: opts.echo ?? !options.silent,
         });
         vms.push(vm);

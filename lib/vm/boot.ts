@@ -86,7 +86,7 @@ export interface BootOptions {
   qemuArgs?: string[] | undefined;
   /** Give QEMU this process's stdin (a console you can type into). Default false. */
   interactive?: boolean | undefined;
-  /** Copy console output to this stream (or process.stdout when true). Default false. */
+  /** Copy console output to this stream (or process.stdout when true). Default false (true when `interactive`). */
   echo?: boolean | NodeJS.WritableStream | undefined;
   /** No log messages. */
   silent?: boolean | undefined;
@@ -144,9 +144,9 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
     const disk = bootDrive(p.disk, 'qcow2', options.aio, hostEnv);
     const detached = options.detached ?? false;
     const accel = chooseAccel(options.accel ?? 'auto', hostEnv);
-    const argsFor = (a: typeof accel) => qemuArgs({
+    const argsFor = (a: typeof accel, bootKernel: string | undefined) => qemuArgs({
       memoryMiB, cpus, accel: a, kvmCpu: options.kvmCpu ?? 'host', disk, volumes,
-      kernel: kernel ? { path: kernel, append: cmdline } : undefined,
+      kernel: bootKernel ? { path: bootKernel, append: cmdline } : undefined,
       network, monitor: p.monitor, pidFile: p.pidFile,
       console: detached ? { kind: 'file', path: p.consoleFile } : { kind: 'stdio' },
       debugExit: options.debugExit ?? false,
@@ -161,7 +161,9 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
         volumes,
       });
     }
-    const echo = options.echo === true ? process.stdout : options.echo || undefined;
+    // An interactive console is one you see: echo defaults to on there.
+    const wantEcho = options.echo ?? options.interactive ?? false;
+    const echo = wantEcho === true ? process.stdout : wantEcho || undefined;
     const vm = new Vm({
       name: p.name, dir: p.dir, image: imagePath, disk: p.disk, monitor: p.monitor, pidFile: p.pidFile,
       qemu, argsFor, accel, fallbackToTcg: options.fallbackToTcg ?? true, cmdline, kernel,
@@ -170,7 +172,7 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
       detached, consoleFile: p.consoleFile, logFile: p.logFile,
       persist: options.persist ?? false, debugExit: options.debugExit ?? false,
       interactive: options.interactive ?? false, echo,
-      onFallback: (reason) => log.warn(`${p.name}: KVM failed (${reason}); retrying under TCG (slower)`),
+      onFallback: (reason) => log.warn(`${p.name}: ${reason}`),
       env: hostEnv,
     });
     vm.start();

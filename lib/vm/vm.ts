@@ -45,8 +45,8 @@ export interface VmSpec {
   monitor: string;
   pidFile: string;
   qemu: string;
-  /** QEMU arguments for an accelerator. */
-  argsFor: (accel: Accel) => string[];
+  /** QEMU arguments for an accelerator, booting `kernel` with -kernel or the disk's boot sector. */
+  argsFor: (accel: Accel, kernel: string | undefined) => string[];
   accel: Accel;
   /** Retry under TCG when KVM fails (default true). */
   fallbackToTcg: boolean;
@@ -64,7 +64,7 @@ export interface VmSpec {
   debugExit: boolean;
   interactive: boolean;
   echo: NodeJS.WritableStream | undefined;
-  /** Told when KVM failed and TCG takes over. */
+  /** Told when KVM failed and TCG takes over, or the kernel failed and the disk boots. */
   onFallback: (reason: string) => void;
   env: NodeJS.ProcessEnv;
 }
@@ -75,6 +75,7 @@ const STDERR_KEEP = 16 * 1024;
 export interface Vm {
   on(event: 'line', listener: (line: string) => void): this;
   on(event: 'exit', listener: (exit: VmExit) => void): this;
+  /** KVM failed (TCG takes over) or the kernel did not load (the disk boots); said once each. */
   on(event: 'fallback', listener: (reason: string) => void): this;
 }
 
@@ -90,8 +91,8 @@ export class Vm extends EventEmitter {
   readonly monitor: string;
   /** The command line the guest gets (on the overlay, and in `-append` for a kernel boot). */
   readonly cmdline: string;
-  /** The kernel ELF booted with `-kernel`, when the fast path is used. */
-  readonly kernel: string | undefined;
+  /** The kernel ELF booted with `-kernel`, when the fast path is used (unset after falling back to disk boot). */
+  kernel: string | undefined;
   /** Port forwards with their host ports decided. */
   readonly forwards: PortForward[];
   readonly mac: string | undefined;
@@ -209,7 +210,7 @@ export class Vm extends EventEmitter {
     this.accel = accel;
     this.sawConsole = false;
     this.stderrText = '';
-    const args = spec.argsFor(accel);
+    const args = spec.argsFor(accel, this.kernel);
     this.command = formatCommand(spec.qemu, args);
     let consoleFd: number | undefined;
     let logFd: number | undefined;
@@ -293,23 +294,42 @@ export class Vm extends EventEmitter {
   private onChildExit(child: ChildProcess, accel: Accel, exitCode: number | null, signal: string | null, spawnError?: string): void {
     if (child !== this.child) return;
     const stderr = this.stderrText.trim();
-    const kvmFailedEarly = accel === 'kvm' && this.spec.fallbackToTcg && !this.retrying && !this.readySettled &&
-      !this.sawConsole && exitCode !== 0 && stderr !== '' && this.endedBy === 'guest';
-    if (kvmFailedEarly) {
-      this.retrying = true;
-      this.fallbackReason = stderr.split('\n').pop() ?? stderr;
-    }
+    const lastLine = stderr.split('\n').pop() ?? stderr;
+    // QEMU refusing to start (an error on stderr, no console output, not stopped by us).
+    const failedAtStart = !this.readySettled && !this.sawConsole && exitCode !== 0 && stderr !== '' && this.endedBy === 'guest';
+    let next: Accel | undefined;
     if (this.retrying) {
-      this.retrying = false;
-      const reason = this.fallbackReason ?? 'KVM failed';
+      next = 'tcg'; // a KVM failure seen on stderr; fallbackReason is set
+    } else if (failedAtStart && accel === 'kvm' && this.spec.fallbackToTcg && (kvmFailureIn(stderr) || !this.kernel)) {
+      this.fallbackReason = lastLine;
+      next = 'tcg';
+    } else if (failedAtStart && this.kernel) {
+      // The fast path is an optimisation: a kernel QEMU cannot load must not stop the boot.
+      const reason = `the kernel ${this.kernel} did not load (${lastLine}); booting from the disk`;
+      this.kernel = undefined;
       this.spec.onFallback(reason);
       this.emit('fallback', reason);
-      this.decoder = new StringDecoder('utf8');
-      this.partial = '';
-      this.launch('tcg');
+      this.relaunch(accel);
+      return;
+    } else if (failedAtStart && accel === 'kvm' && this.spec.fallbackToTcg) {
+      this.fallbackReason = lastLine;
+      next = 'tcg';
+    }
+    if (next) {
+      this.retrying = false;
+      const reason = `KVM failed (${this.fallbackReason ?? 'no reason given'}); retrying under TCG`;
+      this.spec.onFallback(reason);
+      this.emit('fallback', reason);
+      this.relaunch(next);
       return;
     }
     this.finish(exitCode, signal, spawnError);
+  }
+
+  private relaunch(accel: Accel): void {
+    this.decoder = new StringDecoder('utf8');
+    this.partial = '';
+    this.launch(accel);
   }
 
   private finish(exitCode: number | null, signal: string | null, spawnError?: string): void {
