@@ -2,7 +2,6 @@
 // (buffered and streamed), symlinks are read as links, Capstanfile `files` entries missing
 // from the stream are read from disk.
 import test from 'ava';
-// @ts-ignore -- gulp 5 ships no type declarations (and @types/gulp is not a dependency here)
 import { src as gulpSrc } from 'gulp';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';

@@ -3,18 +3,16 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
+import gulp from 'gulp';
 import Vinyl from 'vinyl';
 import { capstanOf } from '../lib/carrier.js';
 import { resolveBootScripts, resolveManifestFromDir, type Manifest } from '../lib/manifest/index.js';
 import { resolveManifest, type ResolveManifestOptions } from '../lib/steps/resolve-manifest.js';
 import { runSteps, vinylDir, vinylFile } from './helpers/streams.js';
 
-// gulp 5 ships no type declarations; only src() is used here.
-const gulp = createRequire(import.meta.url)('gulp') as { src(globs: string, options: Record<string, unknown>): NodeJS.ReadableStream };
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'manifest');
 const silent = { silent: true } as const;
 
