@@ -71,13 +71,14 @@ export function resolveManifest(options: ResolveManifestOptions = {}): Transform
       throw toPluginError(error);
     }
 
+    // The summary comes before the files go on, so the log follows the pipeline's order.
+    log.summary(summaryOf(manifest, held.length));
     yield manifestFile(manifest);
     for (const file of held) {
       annotate(file, { kind: 'app', manifest });
       log.detail(file.relative);
       yield file;
     }
-    log.summary(summaryOf(manifest, held.length));
   }) as unknown as Transform;
 }
 
