@@ -7,12 +7,11 @@
 //   node --import=tsx bench/compose.ts            10,000 files / 200 MB, then a 2 GB tree
 //   BENCH_ROUNDS=5 BENCH_SKIP_2G=1 node --import=tsx bench/compose.ts
 import { spawnSync } from 'node:child_process';
+import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const MB = 1024 * 1024;
@@ -26,7 +25,7 @@ function rng(seed: number) {
 }
 
 /** `files` files totalling `totalBytes`, sizes spread log-uniformly 64 B … 4 MB, in nested folders. */
-async function generateTree(root: string, files: number, totalBytes: number, seed: number): Promise<void> {
+export async function generateTree(root: string, files: number, totalBytes: number, seed: number): Promise<void> {
   const r = rng(seed);
   const raw = Array.from({ length: files }, () => Math.exp(Math.log(64) + r() * (Math.log(4 * MB) - Math.log(64))));
   const scale = totalBytes / raw.reduce((a, b) => a + b, 0);
@@ -55,7 +54,7 @@ async function generateTree(root: string, files: number, totalBytes: number, see
 }
 
 /** A stand-in for the 3.7 MB release loader: boot signature and count32 = 113 (v0.57.0). */
-async function writeLoader(file: string): Promise<void> {
+export async function writeLoader(file: string): Promise<void> {
   const loader = Buffer.alloc(65536 + 113 * 32768);
   loader.writeUInt16LE(113, 0x10);
   loader[510] = 0x55;
@@ -64,39 +63,66 @@ async function writeLoader(file: string): Promise<void> {
   await writeFile(file, loader);
 }
 
-/** Runs one pipeline in this process (the child side). */
-async function child(variant: string, tree: string, out: string, loader: string): Promise<void> {
-  // @ts-ignore -- gulp 5 ships no type declarations
-  const gulp = (await import('gulp')) as { src: (g: string, o: object) => NodeJS.ReadableStream; dest: (d: string) => NodeJS.WritableStream };
-  const { resolveManifest } = await import('../lib/steps/resolve-manifest.js');
-  const { layoutFiles } = await import('../lib/steps/layout-files.js');
-  const { writeImage } = await import('../lib/steps/write-image.js');
-  const started = performance.now();
-  const buffer = !variant.endsWith('-stream');
-  const source = () => gulp.src('**/*', { cwd: tree, base: tree, encoding: false, buffer, resolveSymlinks: false, dot: true });
-  if (variant === 'copy') {
-    await pipeline(source(), gulp.dest(out));
-  } else {
-    const sink = new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } });
-    await pipeline(
-      source(),
-      resolveManifest({ cwd: tree, run: '/d0/f0.bin', bootstrap: false, silent: true }),
-      layoutFiles({ silent: true }),
-      writeImage({ out, loader, format: variant.startsWith('image-raw') ? 'raw' : 'qcow2', silent: true }),
-      sink,
-    );
-  }
-  const ms = performance.now() - started;
-  const { size } = await import('node:fs').then((fs) => fs.statSync(out));
-  const result: ChildResult = { ms, maxRssMB: process.resourceUsage().maxRSS / 1024, imageBytes: size };
-  process.stdout.write(JSON.stringify(result) + '\n');
+/**
+ * The child side: one pipeline in a fresh process, importing the library from `lib` (a
+ * folder of compiled JS when available, so we measure what users run: plain Node, no tsx).
+ */
+function childSource(lib: string): string {
+  return `
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import { statSync } from 'node:fs';
+import gulp from 'gulp';
+import { resolveManifest } from ${JSON.stringify(pathToFileURL(path.join(lib, 'steps/resolve-manifest.js')).href)};
+import { layoutFiles } from ${JSON.stringify(pathToFileURL(path.join(lib, 'steps/layout-files.js')).href)};
+import { writeImage } from ${JSON.stringify(pathToFileURL(path.join(lib, 'steps/write-image.js')).href)};
+const [variant, tree, out, loader] = process.argv.slice(2);
+const started = performance.now();
+const buffer = !variant.endsWith('-stream');
+const source = () => gulp.src('**/*', { cwd: tree, base: tree, encoding: false, buffer, resolveSymlinks: false, dot: true });
+if (variant === 'copy') {
+  await pipeline(source(), gulp.dest(out));
+} else {
+  await pipeline(
+    source(),
+    resolveManifest({ cwd: tree, run: '/d0/f0.bin', bootstrap: false, silent: true }),
+    layoutFiles({ silent: true }),
+    writeImage({ out, loader, format: variant.startsWith('image-raw') ? 'raw' : 'qcow2', silent: true }),
+    new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } }),
+  );
+}
+const ms = performance.now() - started;
+process.stdout.write(JSON.stringify({ ms, maxRssMB: process.resourceUsage().maxRSS / 1024, imageBytes: statSync(out).size }) + '\\n');
+`;
 }
 
-function runChild(variant: string, tree: string, out: string, loader: string): ChildResult {
-  const self = fileURLToPath(import.meta.url);
-  const r = spawnSync(process.execPath, ['--import=tsx', self, '--child', variant, tree, out, loader], { encoding: 'utf8', maxBuffer: 16 * MB });
-  if (r.status !== 0) throw new Error(`bench child ${variant} failed:\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
+interface ChildRunner { run(variant: string, tree: string, out: string, loader: string): ChildResult; mode: string }
+
+/** Compiles lib/ to `work/dist` and returns a runner for children on plain Node; tsx if that fails. */
+function prepareChildren(work: string): ChildRunner {
+  const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const dist = path.join(work, 'dist');
+  const tsc = spawnSync(process.execPath, [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', path.join(repo, 'tsconfig.build.json'), '--outDir', dist, '--declaration', 'false', '--sourceMap', 'false'], { encoding: 'utf8' });
+  let lib = path.join(dist, 'lib');
+  let nodeArgs: string[] = [];
+  let mode = 'compiled JS on plain Node';
+  if (!existsSync(path.join(lib, 'steps/write-image.js'))) {
+    lib = path.join(repo, 'lib');
+    nodeArgs = ['--import=tsx'];
+    mode = `TypeScript through tsx (compiling failed: ${tsc.stdout.split('\n')[0]})`;
+  }
+  // Resolve gulp and the other packages from the repository's node_modules.
+  symlinkSync(path.join(repo, 'node_modules'), path.join(work, 'node_modules'));
+  const script = path.join(work, nodeArgs.length ? 'child.mts' : 'child.mjs');
+  writeFileSync(script, childSource(lib));
+  return {
+    mode,
+    run(variant, tree, out, loader) {
+      const r = spawnSync(process.execPath, [...nodeArgs, script, variant, tree, out, loader], { encoding: 'utf8', maxBuffer: 16 * MB, cwd: repo });
+      if (r.status !== 0) throw new Error(`bench child ${variant} failed:\n${r.stderr}`);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!) as ChildResult;
+    },
+  };
 }
 
 function runTar(tree: string, out: string): ChildResult {
@@ -118,6 +144,8 @@ export async function main(): Promise<void> {
     const tree = path.join(work, 'tree');
     console.log('generating 10,000 files / 200 MB …');
     await generateTree(tree, 10_000, 200 * MB, 1);
+    const children = prepareChildren(work);
+    const runChild = children.run;
     const outDir = path.join(work, 'out');
     await mkdir(outDir);
     runTar(tree, path.join(outDir, 'warm.tar')); // warm the page cache
@@ -139,7 +167,7 @@ export async function main(): Promise<void> {
       'image-raw': '… → writeImage (raw)',
       'image-stream': '… with src({buffer: false}) (qcow2)',
     };
-    console.log(`\n10,000 files / 200 MB, median of ${rounds} alternating rounds (warm cache, ${os.cpus().length} CPUs):`);
+    console.log(`\n10,000 files / 200 MB, median of ${rounds} alternating rounds (warm cache, ${os.cpus().length} CPUs; pipelines run as ${children.mode}):`);
     for (const v of variants) {
       const ms = median(results[v]!.map((r) => r.ms));
       const rss = median(results[v]!.map((r) => r.maxRssMB));
@@ -163,8 +191,4 @@ export async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const [flag, variant, tree, out, loader] = process.argv.slice(2);
-  if (flag === '--child') await child(variant!, tree!, out!, loader!);
-  else await main();
-}
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

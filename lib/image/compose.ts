@@ -37,7 +37,8 @@ export interface ComposedImage {
 export class ImageComposer {
   readonly out: string;
   readonly tempPath: string;
-  readonly loader: OsvLoader;
+  /** The loader's path, size and boot sector (its other bytes are in the image, not kept). */
+  readonly loader: { path: string; format: OsvLoader['format']; size: number; bootSector: Buffer };
   readonly partitionStart: number;
   private readonly writer: DiskWriter;
   private readonly rofs: RofsBuilder;
@@ -47,7 +48,7 @@ export class ImageComposer {
   private constructor(out: string, tempPath: string, loader: OsvLoader, writer: DiskWriter, requestedSize: number | undefined, permissions: boolean) {
     this.out = out;
     this.tempPath = tempPath;
-    this.loader = loader;
+    this.loader = { path: loader.path, format: loader.format, size: loader.bytes.length, bootSector: Buffer.from(loader.bytes.subarray(0, SECTOR)) };
     this.writer = writer;
     this.requestedSize = requestedSize;
     this.partitionStart = partitionStartFor(loader.bytes.length);
@@ -111,7 +112,7 @@ export class ImageComposer {
         });
       }
       const virtualSize = Math.ceil(Math.max(needed, this.requestedSize ?? 0) / SECTOR) * SECTOR;
-      await this.writer.write(0, withRootPartition(this.loader.bytes, start, rofs.size));
+      await this.writer.write(0, withRootPartition(this.loader.bootSector, start, rofs.size));
       await this.writer.write(CMDLINE_OFFSET, encodeCmdlineArea(cmdline));
       await this.writer.finish(virtualSize);
       await rename(this.tempPath, this.out);

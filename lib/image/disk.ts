@@ -29,14 +29,18 @@ export interface DiskImageReader {
 }
 
 /** Gathers sequential writes into large ones; a raw file stays sparse where nothing is written. */
-const RAW_BATCH = 4 * 1024 * 1024;
+const RAW_BATCH = 1024 * 1024;
 /** Gaps up to this size between sequential writes (ROFS block padding) are filled in the batch. */
 const MAX_FILLED_GAP = 64 * 1024;
 
 export class RawDiskWriter implements DiskWriter {
   readonly format = 'raw' as const;
   private readonly fh: FileHandle;
-  private batch = Buffer.alloc(RAW_BATCH);
+  private batch: Buffer = Buffer.alloc(RAW_BATCH);
+  /** The other batch buffer, being written while `batch` fills (write-behind). */
+  private spare: Buffer | undefined = Buffer.alloc(RAW_BATCH);
+  private inflight: Promise<void> | undefined;
+  private failure: unknown;
   private batchStart = 0;
   private batchLength = 0;
   private highestWrite = 0;
@@ -61,6 +65,7 @@ export class RawDiskWriter implements DiskWriter {
     }
     await this.flush();
     if (data.length >= RAW_BATCH / 2) {
+      await this.settle();
       await this.fh.write(data, 0, data.length, offset);
       return;
     }
@@ -71,8 +76,24 @@ export class RawDiskWriter implements DiskWriter {
 
   private async flush(): Promise<void> {
     if (this.batchLength === 0) return;
-    await this.fh.write(this.batch, 0, this.batchLength, this.batchStart);
+    await this.settle(); // the spare buffer is free again
+    const full = this.batch;
+    const length = this.batchLength;
+    this.inflight = this.fh.write(full, 0, length, this.batchStart).then(
+      () => { this.spare = full; },
+      (error: unknown) => { this.failure = error; },
+    );
+    this.batch = this.spare!;
+    this.spare = undefined;
     this.batchLength = 0;
+  }
+
+  private async settle(): Promise<void> {
+    if (this.inflight) {
+      await this.inflight;
+      this.inflight = undefined;
+    }
+    if (this.failure !== undefined) throw this.failure;
   }
 
   async finish(virtualSize: number): Promise<void> {
@@ -80,6 +101,7 @@ export class RawDiskWriter implements DiskWriter {
       throw new ImageError(`virtual size ${virtualSize} is smaller than the data written (${this.highestWrite} bytes)`, { code: 'E_RAW_SIZE' });
     }
     await this.flush();
+    await this.settle();
     await this.fh.truncate(virtualSize); // extends sparsely
     this.closed = true;
     await this.fh.close();
@@ -88,6 +110,7 @@ export class RawDiskWriter implements DiskWriter {
   async abort(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.inflight;
     await this.fh.close().catch(() => {});
   }
 }

@@ -67,6 +67,11 @@ export class Qcow2Writer implements DiskWriter {
   private nextHost = CLUSTER; // cluster 0 is the header
   private current: { index: number; data: Buffer; dirty: boolean } | undefined;
   private pending: Buffer[] = [];
+  /** Cluster buffers already written, reused so streaming a large tree does not churn memory. */
+  private readonly spare: Buffer[] = [];
+  /** The append write still running (write-behind: the next batch fills meanwhile). */
+  private inflight: Promise<void> | undefined;
+  private failure: unknown;
   private pendingStart = 0;
   private highestWrite = 0;
   private closed = false;
@@ -108,11 +113,12 @@ export class Qcow2Writer implements DiskWriter {
   private async cluster(index: number, whole: boolean): Promise<{ index: number; data: Buffer; dirty: boolean }> {
     if (this.current?.index === index) return this.current;
     await this.evict();
-    const data = Buffer.alloc(CLUSTER);
+    const data = this.spare.pop() ?? Buffer.allocUnsafe(CLUSTER);
     if (!whole) {
       const host = this.hostOf(index);
       if (host) await this.readHost(host, data);
       else if (this.options.readBacking) (await this.options.readBacking(index * CLUSTER, CLUSTER)).copy(data);
+      else data.fill(0);
     }
     this.current = { index, data, dirty: false };
     return this.current;
@@ -128,6 +134,7 @@ export class Qcow2Writer implements DiskWriter {
       this.pending[(host - this.pendingStart) / CLUSTER]!.copy(into);
       return;
     }
+    await this.settle();
     await this.fh.read(into, 0, CLUSTER, host);
   }
 
@@ -140,15 +147,19 @@ export class Qcow2Writer implements DiskWriter {
     if (host) {
       const pendingEnd = this.pendingStart + this.pending.length * CLUSTER;
       if (this.pending.length > 0 && host >= this.pendingStart && host < pendingEnd) {
-        this.pending[(host - this.pendingStart) / CLUSTER] = cur.data;
+        const slot = (host - this.pendingStart) / CLUSTER;
+        this.release(this.pending[slot]!);
+        this.pending[slot] = cur.data;
       } else {
+        await this.settle();
         await this.fh.write(cur.data, 0, CLUSTER, host);
+        this.release(cur.data);
       }
       return;
     }
     // An all-zero cluster reads as zeros when unallocated, except in an overlay, where
     // leaving it out would expose the backing image's bytes.
-    if (!this.options.backingFile && cur.data.equals(ZERO_CLUSTER)) return;
+    if (!this.options.backingFile && cur.data.equals(ZERO_CLUSTER)) { this.release(cur.data); return; }
     const l1 = Math.floor(cur.index / L2_ENTRIES);
     let table = this.l2.get(l1);
     if (!table) this.l2.set(l1, (table = new Float64Array(L2_ENTRIES)));
@@ -161,9 +172,27 @@ export class Qcow2Writer implements DiskWriter {
 
   private async flushPending(): Promise<void> {
     if (this.pending.length === 0) return;
+    await this.settle();
     const buffers = this.pending;
+    const start = this.pendingStart;
     this.pending = [];
-    await this.fh.writev(buffers, this.pendingStart);
+    this.inflight = this.fh.writev(buffers, start).then(
+      () => { for (const b of buffers) this.release(b); },
+      (error: unknown) => { this.failure = error; },
+    );
+  }
+
+  /** Waits for the write in flight and rethrows its error, if any. */
+  private async settle(): Promise<void> {
+    if (this.inflight) {
+      await this.inflight;
+      this.inflight = undefined;
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private release(buffer: Buffer): void {
+    if (this.spare.length < 2 * (APPEND_BATCH / CLUSTER)) this.spare.push(buffer);
   }
 
   async finish(virtualSize: number): Promise<void> {
@@ -173,6 +202,7 @@ export class Qcow2Writer implements DiskWriter {
     }
     await this.evict();
     await this.flushPending();
+    await this.settle();
     const l1Size = Math.max(1, Math.ceil(size / L2_SPAN));
     const l1Indices = [...this.l2.keys()].sort((a, b) => a - b);
     const dataEnd = this.nextHost;
@@ -226,6 +256,7 @@ export class Qcow2Writer implements DiskWriter {
   async abort(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.inflight;
     await this.fh.close().catch(() => {});
   }
 }

@@ -48,7 +48,7 @@ export function writeImage(options: WriteImageOptions): Transform {
     let shadowed = 0;
     const progress = wantsProgress() && !options.silent ? startProgress(() => `${count} entries, ${(streamed / 1048576).toFixed(0)} MiB`) : undefined;
     try {
-      for await (const file of files) {
+      for await (const { file, content } of readAhead(files, (n) => { streamed += n; })) {
         const meta = capstanOf(file);
         manifest ??= meta?.manifest;
         if (meta?.kind === 'image') { yield file; continue; }
@@ -68,9 +68,8 @@ export function writeImage(options: WriteImageOptions): Transform {
         } else if (file.isDirectory()) {
           result = composer.addDirectory(guestPath, entry);
         } else if (file.isBuffer() || file.isStream()) {
-          const contents = file.isBuffer() ? file.contents : chunksOf(file.contents as unknown as EventStream, (n) => { streamed += n; });
           try {
-            result = await composer.addFile(guestPath, contents, entry);
+            result = await composer.addFile(guestPath, content ?? file.contents as Buffer, entry);
           } catch (error) {
             if (error instanceof CapstanError) throw error;
             throw new ImageError(`could not read the file while writing the image: ${(error as Error).message}`, {
@@ -129,6 +128,61 @@ function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
   }
 }
 
+/** Stream contents being read ahead: at most this many files … */
+const READ_AHEAD_FILES = 8;
+/** … and this many bytes of each before the writer gets to it. */
+const READ_AHEAD_BYTES = 256 * 1024;
+
+type Chunk = Uint8Array | string;
+interface Primed { chunks: Chunk[]; rest?: AsyncGenerator<Chunk> | undefined; error?: unknown }
+
+/**
+ * Passes files through in order, starting to read the contents of the next few stream files
+ * (vinyl-fs `buffer: false`) while the current one is written: opening and reading many small
+ * files one after another is latency-bound. Memory stays bounded (files × bytes above).
+ */
+async function* readAhead(files: AsyncIterable<Vinyl>, add: (n: number) => void): AsyncGenerator<{ file: Vinyl; content?: AsyncIterable<Chunk> | undefined }> {
+  const queue: { file: Vinyl; primed?: Promise<Primed> | undefined }[] = [];
+  const take = (item: { file: Vinyl; primed?: Promise<Primed> | undefined }) => ({ file: item.file, content: item.primed ? replay(item.primed) : undefined });
+  try {
+    for await (const file of files) {
+      queue.push({ file, primed: file.isStream() ? prime(chunksOf(file.contents as unknown as EventStream, add), READ_AHEAD_BYTES) : undefined });
+      if (queue.length > READ_AHEAD_FILES) yield take(queue.shift()!);
+    }
+    while (queue.length > 0) yield take(queue.shift()!);
+  } finally {
+    // Stopped early (an error): release the files still being read.
+    for (const item of queue) {
+      const stream = item.file.contents as { destroy?: () => void } | null;
+      void item.primed?.then((p) => p.rest?.return(undefined));
+      stream?.destroy?.();
+    }
+  }
+}
+
+async function prime(source: AsyncGenerator<Chunk>, limit: number): Promise<Primed> {
+  const chunks: Chunk[] = [];
+  let n = 0;
+  try {
+    while (n < limit) {
+      const r = await source.next();
+      if (r.done) return { chunks };
+      chunks.push(r.value);
+      n += r.value.length;
+    }
+    return { chunks, rest: source };
+  } catch (error) {
+    return { chunks, error };
+  }
+}
+
+async function* replay(primed: Promise<Primed>): AsyncGenerator<Chunk> {
+  const { chunks, rest, error } = await primed;
+  for (const chunk of chunks) yield chunk;
+  if (error !== undefined) throw error;
+  if (rest) yield* rest;
+}
+
 /** The part of a Node or streamx readable we rely on. */
 interface EventStream {
   on(event: string, listener: (...args: any[]) => void): unknown;
@@ -149,7 +203,7 @@ async function* chunksOf(stream: EventStream, add: (n: number) => void): AsyncGe
   let failure: unknown;
   let wake: (() => void) | undefined;
   const notify = () => { const w = wake; wake = undefined; w?.(); };
-  const onData = (chunk: Uint8Array | string) => { queue.push(chunk); if (queue.length >= 16) stream.pause(); notify(); };
+  const onData = (chunk: Uint8Array | string) => { queue.push(chunk); if (queue.length >= 4) stream.pause(); notify(); };
   const onEnd = () => { ended = true; notify(); };
   const onError = (error: unknown) => { failure = error ?? new Error('the content stream failed'); notify(); };
   const onClose = () => { if (!ended && failure === undefined) failure = new Error('the content stream closed before its end'); notify(); };
