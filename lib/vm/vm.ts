@@ -359,11 +359,14 @@ export class Vm extends EventEmitter {
     this.resolveExited(exit);
   }
 
-  /** Synchronous stop for process exit and signals. */
+  /**
+   * Synchronous stop for process exit and signals. SIGTERM, not SIGKILL: QEMU then still
+   * flushes the overlay on its own after we are gone (it ends promptly on SIGTERM).
+   */
   private stopNow(): void {
     if (this.finished) return;
     this.endedBy = 'process-exit';
-    try { if (this.pid) process.kill(this.pid, 'SIGKILL'); } catch { /* already gone */ }
+    try { if (this.pid) process.kill(this.pid, 'SIGTERM'); } catch { /* already gone */ }
     if (!this.spec.persist) {
       try { rmSync(this.dir, { recursive: true, force: true }); } catch { /* best effort */ }
     }
