@@ -76,12 +76,25 @@ import gulp from 'gulp';
 import { resolveManifest } from ${JSON.stringify(pathToFileURL(path.join(lib, 'steps/resolve-manifest.js')).href)};
 import { layoutFiles } from ${JSON.stringify(pathToFileURL(path.join(lib, 'steps/layout-files.js')).href)};
 import { writeImage } from ${JSON.stringify(pathToFileURL(path.join(lib, 'steps/write-image.js')).href)};
+import { ImageComposer } from ${JSON.stringify(pathToFileURL(path.join(lib, 'image/compose.js')).href)};
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 const [variant, tree, out, loader] = process.argv.slice(2);
 const started = performance.now();
 const buffer = !variant.endsWith('-stream');
 const source = () => gulp.src('**/*', { cwd: tree, base: tree, encoding: false, buffer, resolveSymlinks: false, dot: true });
 if (variant === 'copy') {
   await pipeline(source(), gulp.dest(out));
+} else if (variant === 'writer') {
+  // The image writer alone, fed by a plain walk of the tree (no gulp, no vinyl).
+  const composer = await ImageComposer.open({ out, loader });
+  for (const e of readdirSync(tree, { recursive: true, withFileTypes: true })) {
+    const full = path.join(e.parentPath, e.name);
+    const guest = '/' + path.relative(tree, full);
+    if (e.isDirectory()) composer.addDirectory(guest);
+    else if (e.isFile()) await composer.addFile(guest, readFileSync(full));
+  }
+  await composer.finish('/d0/f0.bin');
 } else {
   await pipeline(
     source(),
@@ -149,7 +162,7 @@ export async function main(): Promise<void> {
     const outDir = path.join(work, 'out');
     await mkdir(outDir);
     runTar(tree, path.join(outDir, 'warm.tar')); // warm the page cache
-    const variants = ['tar', 'copy', 'image', 'image-raw', 'image-stream'] as const;
+    const variants = ['tar', 'copy', 'image', 'image-raw', 'image-stream', 'writer'] as const;
     const results: Record<string, ChildResult[]> = Object.fromEntries(variants.map((v) => [v, []]));
     for (let round = 0; round < rounds; round++) {
       for (const v of variants) {
@@ -166,6 +179,7 @@ export async function main(): Promise<void> {
       image: 'src → resolveManifest → layoutFiles → writeImage (qcow2)',
       'image-raw': '… → writeImage (raw)',
       'image-stream': '… with src({buffer: false}) (qcow2)',
+      writer: 'ImageComposer alone, plain fs walk, no gulp (qcow2)',
     };
     console.log(`\n10,000 files / 200 MB, median of ${rounds} alternating rounds (warm cache, ${os.cpus().length} CPUs; pipelines run as ${children.mode}):`);
     for (const v of variants) {

@@ -1,6 +1,7 @@
 // Disk images as plain byte spaces: a writer (raw or qcow2 behind one interface, so the
 // composer does not care about the output format) and a reader (raw or qcow2, backing chains
 // followed) used for loaders, overlays and describeImage.
+import { writeSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ImageError } from '../errors.js';
@@ -37,10 +38,6 @@ export class RawDiskWriter implements DiskWriter {
   readonly format = 'raw' as const;
   private readonly fh: FileHandle;
   private batch: Buffer = Buffer.alloc(RAW_BATCH);
-  /** The other batch buffer, being written while `batch` fills (write-behind). */
-  private spare: Buffer | undefined = Buffer.alloc(RAW_BATCH);
-  private inflight: Promise<void> | undefined;
-  private failure: unknown;
   private batchStart = 0;
   private batchLength = 0;
   private highestWrite = 0;
@@ -65,8 +62,7 @@ export class RawDiskWriter implements DiskWriter {
     }
     await this.flush();
     if (data.length >= RAW_BATCH / 2) {
-      await this.settle();
-      await this.fh.write(data, 0, data.length, offset);
+      writeSync(this.fh.fd, data, 0, data.length, offset);
       return;
     }
     this.batchStart = offset;
@@ -74,26 +70,11 @@ export class RawDiskWriter implements DiskWriter {
     this.batchLength = data.length;
   }
 
+  /** Synchronous, like the qcow2 writer's batches (see Qcow2Writer.flushPending). */
   private async flush(): Promise<void> {
     if (this.batchLength === 0) return;
-    await this.settle(); // the spare buffer is free again
-    const full = this.batch;
-    const length = this.batchLength;
-    this.inflight = this.fh.write(full, 0, length, this.batchStart).then(
-      () => { this.spare = full; },
-      (error: unknown) => { this.failure = error; },
-    );
-    this.batch = this.spare!;
-    this.spare = undefined;
+    writeSync(this.fh.fd, this.batch, 0, this.batchLength, this.batchStart);
     this.batchLength = 0;
-  }
-
-  private async settle(): Promise<void> {
-    if (this.inflight) {
-      await this.inflight;
-      this.inflight = undefined;
-    }
-    if (this.failure !== undefined) throw this.failure;
   }
 
   async finish(virtualSize: number): Promise<void> {
@@ -101,7 +82,6 @@ export class RawDiskWriter implements DiskWriter {
       throw new ImageError(`virtual size ${virtualSize} is smaller than the data written (${this.highestWrite} bytes)`, { code: 'E_RAW_SIZE' });
     }
     await this.flush();
-    await this.settle();
     await this.fh.truncate(virtualSize); // extends sparsely
     this.closed = true;
     await this.fh.close();
@@ -110,7 +90,6 @@ export class RawDiskWriter implements DiskWriter {
   async abort(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.inflight;
     await this.fh.close().catch(() => {});
   }
 }

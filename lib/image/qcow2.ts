@@ -24,6 +24,7 @@
  * Every qcow2 field is big-endian. Refcounts are 16-bit and all 1 (nothing is shared), so every
  * L1/L2 entry carries QCOW_OFLAG_COPIED. Output is deterministic for the same write sequence.
  */
+import { writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ImageError } from '../errors.js';
 import type { DiskImageReader, DiskWriter } from './disk.js';
@@ -69,9 +70,6 @@ export class Qcow2Writer implements DiskWriter {
   private pending: Buffer[] = [];
   /** Cluster buffers already written, reused so streaming a large tree does not churn memory. */
   private readonly spare: Buffer[] = [];
-  /** The append write still running (write-behind: the next batch fills meanwhile). */
-  private inflight: Promise<void> | undefined;
-  private failure: unknown;
   private pendingStart = 0;
   private highestWrite = 0;
   private closed = false;
@@ -134,7 +132,6 @@ export class Qcow2Writer implements DiskWriter {
       this.pending[(host - this.pendingStart) / CLUSTER]!.copy(into);
       return;
     }
-    await this.settle();
     await this.fh.read(into, 0, CLUSTER, host);
   }
 
@@ -151,7 +148,6 @@ export class Qcow2Writer implements DiskWriter {
         this.release(this.pending[slot]!);
         this.pending[slot] = cur.data;
       } else {
-        await this.settle();
         await this.fh.write(cur.data, 0, CLUSTER, host);
         this.release(cur.data);
       }
@@ -170,25 +166,18 @@ export class Qcow2Writer implements DiskWriter {
     if (this.pending.length * CLUSTER >= APPEND_BATCH) await this.flushPending();
   }
 
+  /**
+   * Writes the gathered data clusters. Synchronously: one 1 MiB write blocks for well under a
+   * millisecond, and skipping the thread-pool round trip per batch measurably speeds up
+   * composing (the reads of the next files still run in the pool meanwhile).
+   */
   private async flushPending(): Promise<void> {
     if (this.pending.length === 0) return;
-    await this.settle();
     const buffers = this.pending;
     const start = this.pendingStart;
     this.pending = [];
-    this.inflight = this.fh.writev(buffers, start).then(
-      () => { for (const b of buffers) this.release(b); },
-      (error: unknown) => { this.failure = error; },
-    );
-  }
-
-  /** Waits for the write in flight and rethrows its error, if any. */
-  private async settle(): Promise<void> {
-    if (this.inflight) {
-      await this.inflight;
-      this.inflight = undefined;
-    }
-    if (this.failure !== undefined) throw this.failure;
+    writevSync(this.fh.fd, buffers, start);
+    for (const b of buffers) this.release(b);
   }
 
   private release(buffer: Buffer): void {
@@ -202,7 +191,6 @@ export class Qcow2Writer implements DiskWriter {
     }
     await this.evict();
     await this.flushPending();
-    await this.settle();
     const l1Size = Math.max(1, Math.ceil(size / L2_SPAN));
     const l1Indices = [...this.l2.keys()].sort((a, b) => a - b);
     const dataEnd = this.nextHost;
@@ -256,7 +244,6 @@ export class Qcow2Writer implements DiskWriter {
   async abort(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.inflight;
     await this.fh.close().catch(() => {});
   }
 }
