@@ -1,7 +1,7 @@
 // boot(image, options) → Vm: prepares the instance (folder, qcow2 overlay with the run-time
 // command line, free host ports), picks QEMU and the accelerator, and starts the VM.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageInfo } from '../carrier.js';
 import { VmError } from '../errors.js';
@@ -11,15 +11,12 @@ import { stepLogger } from '../log.js';
 import { capstanRoot } from '../repository/root.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
 import { bootDrive, parseVolume, type AioMode, type VolumeSpec } from './drives.js';
-import {
-  instanceNameFor, instancePaths, instanceRunning, readInstanceConfig, stopInstance, writeInstanceConfig,
-  type InstancePaths,
-} from './instances.js';
+import { claimInstance } from './claim.js';
+import { writeInstanceConfig } from './instances.js';
 import { resolveKernel } from './kernel.js';
 import { parseMemory } from './memory.js';
 import { planNetwork, type ForwardSpec, type NetworkMode } from './network.js';
 import { createInstanceOverlay, overlayBackingFile, patchOverlayCmdline, readDiskCmdline } from './overlay.js';
-import { pidAlive } from './shutdown.js';
 import { qemuArgs } from './qemu-args.js';
 import { findQemu } from './qemu-binary.js';
 import { runtimeCmdline } from './runtime-cmdline.js';
@@ -122,7 +119,7 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
   }
   const wanted = runtimeCmdline({ execute: options.execute, boot: options.boot, env: options.env }, info?.cmdline ?? await readDiskCmdline(imagePath, format));
 
-  const claim = await claimInstance(options.name, imagePath, root, options);
+  const claim = await claimInstance(options.name, imagePath, root, options.replace ?? false);
   const p = claim.paths;
   try {
     let cmdline: string;
@@ -192,64 +189,4 @@ async function probeFormat(file: string): Promise<DiskFormat> {
   } finally {
     await fh.close();
   }
-}
-
-interface Claim { paths: InstancePaths; reuseDisk: boolean }
-
-/**
- * Takes an instance folder for this boot. A folder is claimed atomically with mkdir and marked
- * with this process's pid (QEMU's -pidfile replaces it), so concurrent boots never share one.
- */
-async function claimInstance(explicit: string | undefined, image: string, root: string, options: BootOptions): Promise<Claim> {
-  await mkdir(path.join(root, 'instances', 'qemu'), { recursive: true });
-  if (explicit !== undefined) {
-    const p = instancePaths(explicit, root);
-    if (existsSync(p.dir) && await instanceRunning(explicit, root)) {
-      if (!options.replace) {
-        throw new VmError(`instance "${explicit}" is already running`, {
-          code: 'E_VM_RUNNING', file: p.dir,
-          hint: `Stop it first (stopInstance("${explicit}")), pass \`replace: true\`, or choose another name.`,
-        });
-      }
-      await stopInstance(explicit, { root });
-    }
-    const persisted = existsSync(p.dir) && (await readInstanceConfig(p.config)) !== undefined;
-    if (persisted && existsSync(p.disk)) {
-      writeFileSync(p.pidFile, `${process.pid}\n`);
-      return { paths: p, reuseDisk: true };
-    }
-    await rm(p.dir, { recursive: true, force: true });
-    mkdirSync(p.dir);
-    writeFileSync(p.pidFile, `${process.pid}\n`);
-    return { paths: p, reuseDisk: false };
-  }
-  const base = instanceNameFor(image);
-  for (let i = 1; i < 1000; i++) {
-    const name = i === 1 ? base : `${base}-${i}`;
-    const p = instancePaths(name, root);
-    try {
-      mkdirSync(p.dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      if (!(await isStale(p))) continue;
-      await rm(p.dir, { recursive: true, force: true });
-      try { mkdirSync(p.dir); } catch { continue; }
-    }
-    writeFileSync(p.pidFile, `${process.pid}\n`);
-    return { paths: p, reuseDisk: false };
-  }
-  throw new VmError(`no free instance name for ${base}`, { code: 'E_VM_NAME', hint: 'Delete old instances (deleteInstance) or pass `name`.' });
-}
-
-/** A folder left by a process that died without cleaning up: not persisted, its pid gone. */
-async function isStale(p: InstancePaths): Promise<boolean> {
-  if ((await readInstanceConfig(p.config)) !== undefined) return false;
-  let pid: number | undefined;
-  try {
-    const { readFileSync } = await import('node:fs');
-    pid = Number(readFileSync(p.pidFile, 'utf8').trim()) || undefined;
-  } catch {
-    return false; // being set up right now
-  }
-  return !pidAlive(pid);
 }
