@@ -1,6 +1,8 @@
 // The bootVm step: images from writeImage (built on the stand-in loader) boot under QEMU;
 // other files pass through; the stream's end and errors stop the VMs.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Readable, Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
@@ -59,6 +61,24 @@ test("until: 'ready' ends the stream once the VM is up, and stops it; other file
     root: dir, accel: 'tcg', kernel, until: 'ready', stopGraceMs: 100, silent: true, onVm: (vm) => vms.push(vm),
   }));
   t.deepEqual(out.map((f) => path.basename(f.path)), ['notes.txt', 'app.raw']);
+  const exit = await vms[0]!.exited;
+  t.is(exit.endedBy, 'stop');
+  t.false(pidAlive(vms[0]!.pid));
+});
+
+test('an error further down the pipeline stops the VMs bootVm started', async (t) => {
+  const dir = tempDir(t);
+  const loader = await buildStandInLoader(path.join(dir, 'loader'));
+  const image = await writeStandInDisk(loader, path.join(dir, 'app.raw'), '/x');
+  const kernel = await writeStandInKernel(dir, { mode: 'wait' });
+  const vms: Vm[] = [];
+  const failing = new Transform({ objectMode: true, transform(_f, _e, cb) { cb(new Error('downstream broke')); } });
+  const sink = new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } });
+  await t.throwsAsync(pipeline(
+    Readable.from([new Vinyl({ cwd: dir, base: dir, path: image, contents: null })]),
+    bootVm({ root: dir, accel: 'tcg', kernel, stopGraceMs: 100, silent: true, onVm: (vm) => vms.push(vm) }),
+    failing, sink,
+  ), { message: 'downstream broke' });
   const exit = await vms[0]!.exited;
   t.is(exit.endedBy, 'stop');
   t.false(pidAlive(vms[0]!.pid));
