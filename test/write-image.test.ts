@@ -184,3 +184,17 @@ test('through gulp.src (encoding:false, buffer:false, resolveSymlinks:false) →
   const sha = createHash('sha256').update(await readFile(out)).digest('hex');
   t.log(`image sha256 ${sha}`);
 });
+
+test('an error upstream (the stream before writeImage fails) leaves no temp file and nothing at out', async (t) => {
+  const { dir, loader } = await setup(t);
+  const out = path.join(dir, 'up.qcow2');
+  async function* failing() {
+    yield vinylFile(dir, 'a', 'first file');
+    await new Promise((r) => setTimeout(r, 20));
+    throw new Error('upstream broke');
+  }
+  await t.throwsAsync(pipeline(Readable.from(failing()), writeImage({ out, loader, cmdline: '/x', silent: true }),
+    new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } })), { message: /upstream broke/ });
+  await new Promise((r) => setTimeout(r, 100)); // let the step's cleanup run
+  t.deepEqual(await leftovers(dir, 'up.qcow2'), []);
+});

@@ -8,14 +8,15 @@
  *     sparse). Data clusters are appended in the order they are first filled; the L2 tables,
  *     L1 table and refcount structures follow the data and the header is written last, so
  *     the writer never needs to know the amount of data in advance and streams in one pass.
+ *     Data clusters are gathered into 1 MiB batches written synchronously (see flushPending).
  *     With `backingFile` it writes an overlay: the header names the backing file (and its
  *     format in a 0xE2792ACA header extension), and only the clusters written here are
  *     allocated; a partial write to a cluster is completed from `readBacking` (a function
  *     reading the backing image), otherwise from zeros.
- *   createQcow2Overlay(path, backingFile, {backingFormat?, writes?})
+ *   createQcow2Overlay(path, backingFile, {backingFormat?, writes?})   (in ./disk.ts)
  *     → an instance overlay over an existing image (raw or qcow2), e.g. with cluster 0
- *     rewritten to carry a new command line. Paths in the header are stored as given; pass an
- *     absolute backing path as Capstan does.
+ *     rewritten to carry a new command line; the backing path is stored absolute, as Capstan
+ *     does. With Qcow2Writer directly, the backing path is stored as given.
  *   openQcow2(path, openBacking?) → a DiskImageReader over a qcow2 file: read(offset, length)
  *     gives virtual-disk bytes (unallocated → backing image or zeros). Compressed clusters,
  *     encryption, external data files and extended L2 entries are rejected with an ImageError.

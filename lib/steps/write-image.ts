@@ -38,7 +38,7 @@ const NOT_ENTRIES = new Set(['manifest', 'package']);
 export function writeImage(options: WriteImageOptions): Transform {
   const opts = normaliseOptions(options);
   const log = stepLogger('writeImage', options);
-  return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
+  const stream: Transform = objectTransform(async function* (files: AsyncIterable<Vinyl>) {
     const started = Date.now();
     let composer: ImageComposer | undefined;
     let manifest: Manifest | undefined;
@@ -87,6 +87,9 @@ export function writeImage(options: WriteImageOptions): Transform {
         log.detail(`${guestPath}${result === 'added' ? '' : ` (${result})`}`);
       }
       current = undefined;
+      // through2 ends `files` quietly when the stream is destroyed (an error up- or downstream
+      // in the pipeline): that is not the end of the input, so no image may be completed.
+      if (stream.destroyed) return;
       const cmdline = opts.cmdline ?? (manifest?.bootCommand ? manifest.bootCommand : undefined);
       if (cmdline === undefined) {
         throw new ImageError('no command line for the image', {
@@ -109,6 +112,7 @@ export function writeImage(options: WriteImageOptions): Transform {
       await composer?.abort(); // no-op once finished; removes the temp file otherwise
     }
   }) as unknown as Transform;
+  return stream;
 }
 
 /** Validates options up front (bad options throw when the stream is created). */
