@@ -1,6 +1,7 @@
 // The OSv loader an image starts with (osv-image-formats.md §1.1): a raw disk image (boot16
 // sector, command-line area, compressed kernel from 0x10000), found by path or by name in the
 // local Capstan repository. A qcow2 loader is read through our qcow2 reader.
+import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ImageError } from '../errors.js';
@@ -25,15 +26,21 @@ export interface OsvLoader {
 }
 
 /**
- * The loader file for `loader`: a path (anything with a separator or an extension, or an
- * existing file), else a local-repository image name (`osv-loader` →
+ * The loader file for `loader`: a path (absolute, starting with `.`, with an extension, or an
+ * existing file), else a local-repository image name (namespaced names such as
+ * `mike/osv-loader` allowed) (`osv-loader` →
  * `$CAPSTAN_ROOT/repository/osv-loader/osv-loader.qemu`).
  */
 export function resolveLoaderPath(loader: string = DEFAULT_LOADER, root?: string, cwd = process.cwd()): string {
-  if (path.isAbsolute(loader) || loader.startsWith('.') || /[\\]/.test(loader) || path.extname(loader) !== '') {
-    return path.resolve(cwd, loader);
+  const asPath = path.resolve(cwd, loader);
+  if (path.isAbsolute(loader) || loader.startsWith('.') || /[\\]/.test(loader) || path.extname(loader) !== '' || isFile(asPath)) {
+    return asPath;
   }
   return repositoryImagePath(loader, capstanRoot(root));
+}
+
+function isFile(file: string): boolean {
+  try { return statSync(file).isFile(); } catch { return false; }
 }
 
 /** Reads and checks a loader. Every failure is an ImageError saying what to do. */
