@@ -161,3 +161,11 @@ test('size: Capstan syntax', (t) => {
   t.throws(() => parseDiskSize('0M'), { instanceOf: ImageError });
   t.throws(() => parseDiskSize(-5), { instanceOf: ImageError });
 });
+
+test('ROFS: overlapping addFile calls are refused (data is laid out one file at a time)', async (t) => {
+  const builder = new RofsBuilder({ write: () => new Promise((r) => setTimeout(r, 10)) });
+  const first = builder.addFile('/a', Buffer.from('a'));
+  await t.throwsAsync(builder.addFile('/b', Buffer.from('b')), { instanceOf: ImageError, message: /while another file was being written/ });
+  await first;
+  t.is(await builder.addFile('/b', Buffer.from('b')), 'added');
+});

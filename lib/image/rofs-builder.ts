@@ -70,6 +70,8 @@ export class RofsBuilder {
   private block = 1;
   private deadBlocks = 0;
   private finished = false;
+  /** A file's data is being written; blocks are allocated in arrival order, one file at a time. */
+  private writing = false;
 
   constructor(sink: RofsSink, options: RofsBuilderOptions = {}) {
     this.sink = sink;
@@ -102,6 +104,12 @@ export class RofsBuilder {
   async addFile(guestPath: string, content: Uint8Array | AsyncIterable<Uint8Array | string>, options: EntryOptions = {}): Promise<AddResult> {
     const names = splitGuestPath(guestPath, options.source);
     if (names.length === 0) throw rootConflict(guestPath, options.source);
+    if (this.finished) throw new ImageError('the filesystem is already finished', { code: 'E_ROFS_FINISHED' });
+    if (this.writing) {
+      throw new ImageError(`addFile(${guestPath}) was called while another file was being written`, {
+        code: 'E_ROFS_CONCURRENT', hint: 'Await each addFile before the next: file data is laid out in arrival order.',
+      });
+    }
     const node: FileNode = { type: 'file', name: Buffer.alloc(0), layer: 0, perm: options.mode ?? 0o644, block: this.block, size: 0 };
     // Decide precedence before reading, so a shadowed file costs nothing.
     const parent = this.parentFor(names, options);
@@ -112,17 +120,22 @@ export class RofsBuilder {
 
     const start = this.block * ROFS_BLOCK_SIZE;
     let size = 0;
-    if (content instanceof Uint8Array) {
-      this.checkRoom(start + content.length, guestPath, options.source);
-      if (content.length > 0) await this.sink.write(start, content);
-      size = content.length;
-    } else {
-      for await (const chunk of content) {
-        const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-        this.checkRoom(start + size + bytes.length, guestPath, options.source);
-        if (bytes.length > 0) await this.sink.write(start + size, bytes);
-        size += bytes.length;
+    this.writing = true;
+    try {
+      if (content instanceof Uint8Array) {
+        this.checkRoom(start + content.length, guestPath, options.source);
+        if (content.length > 0) await this.sink.write(start, content);
+        size = content.length;
+      } else {
+        for await (const chunk of content) {
+          const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+          this.checkRoom(start + size + bytes.length, guestPath, options.source);
+          if (bytes.length > 0) await this.sink.write(start + size, bytes);
+          size += bytes.length;
+        }
       }
+    } finally {
+      this.writing = false;
     }
     node.size = size;
     this.block += Math.ceil(size / ROFS_BLOCK_SIZE);
@@ -177,6 +190,7 @@ export class RofsBuilder {
 
   /** Writes the structure region and the superblock; resolves with the volume's facts. */
   async finish(): Promise<RofsSummary> {
+    if (this.writing) throw new ImageError('finish() was called while a file was being written', { code: 'E_ROFS_CONCURRENT' });
     this.finished = true;
     const inodes: RofsInode[] = [{ mode: S_IFDIR | this.perm(this.root), inodeNo: 1, dataOffset: 0, count: 0 }];
     const dirents: RofsDirEntry[] = [];
