@@ -113,8 +113,13 @@ test('a large random tree round-trips through describeImage, identical in raw an
   await fh.close();
   t.is(head.toString('utf8', 512, 512 + Buffer.byteLength(cmdline)), cmdline);
   t.is(head[512 + Buffer.byteLength(cmdline)], 0);
-  const described = (await execa('file', ['-b', raw])).stdout;
-  t.regex(described, new RegExp(`partition 2 : ID=0x83.*startsector ${rawResult.info.partition.start / 512}, ${rawResult.info.partition.size / 512} sectors`));
+  // file(1) decodes the MBR independently (it is not installed everywhere: then skip this check).
+  const described = await execa('file', ['-b', raw], { reject: false });
+  if (described.exitCode === 0 && !described.failed) {
+    t.regex(described.stdout, new RegExp(`partition 2 : ID=0x83.*startsector ${rawResult.info.partition.start / 512}, ${rawResult.info.partition.size / 512} sectors`));
+  } else {
+    t.log('file(1) is not available; MBR cross-check skipped');
+  }
   // The loader's bytes after the command-line area are unchanged.
   const loaderBytes = await readFile(loader);
   const disk = Buffer.alloc(loaderBytes.length);
