@@ -59,7 +59,19 @@ test('boots an image and reads its console through the API', async (t) => {
   t.is(exit.exitCode, STAND_IN_EXIT_OK);
   t.is(exit.debugExitCode, 0x10);
   t.is(exit.endedBy, 'guest');
+  t.is(exit.reason, undefined, 'isa-debug-exit ends QEMU without a shutdown event');
   t.false(existsSync(vm.dir), 'a non-persisted instance folder goes with its VM');
+});
+
+test('a guest that crashes ends QEMU, and the reset is reported', async (t) => {
+  const { dir, image, start } = await setup(t);
+  const kernel = await writeStandInKernel(dir, { mode: 'crash' });
+  const vm = await start(image, { kernel, debugExit: false });
+  const exit = await vm.exited;
+  t.is(vm.recentLines[0]?.startsWith('CMDLINE:'), true);
+  t.is(exit.exitCode, 0);
+  t.is(exit.endedBy, 'guest');
+  t.is(exit.reason, 'guest-reset');
 });
 
 test('two instances of one image at once do not collide', async (t) => {
@@ -183,6 +195,7 @@ test('stop: QMP powerdown, then quit; the instance is gone', async (t) => {
   const exit = await vm.stop({ graceMs: 300 }); // the stand-in ignores ACPI: QMP quit ends it
   t.is(exit.endedBy, 'stop');
   t.is(exit.exitCode, 0);
+  t.is(exit.reason, 'host-qmp-quit');
   t.false(pidAlive(vm.pid));
   t.deepEqual(await listInstances({ root: dir }), []);
 });

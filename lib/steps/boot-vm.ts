@@ -89,9 +89,10 @@ export function bootVm(options: BootVmOptions = {}): Transform {
 }
 
 function describeExit(exit: VmExit): string {
-  if (exit.signal) return `signal ${exit.signal} (${exit.endedBy})`;
+  const why = exit.reason ? `, ${exit.reason}` : '';
+  if (exit.signal) return `signal ${exit.signal} (${exit.endedBy}${why})`;
   const debug = exit.debugExitCode !== undefined ? `, guest code ${exit.debugExitCode}` : '';
-  return `status ${exit.exitCode}${debug} (${exit.endedBy})`;
+  return `status ${exit.exitCode}${debug} (${exit.endedBy}${why})`;
 }
 
 function normaliseOptions(options: BootVmOptions): BootVmOptions {

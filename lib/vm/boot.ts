@@ -144,7 +144,7 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
     const argsFor = (a: typeof accel, bootKernel: string | undefined) => qemuArgs({
       memoryMiB, cpus, accel: a, kvmCpu: options.kvmCpu ?? 'host', disk, volumes,
       kernel: bootKernel ? { path: bootKernel, append: cmdline } : undefined,
-      network, monitor: p.monitor, pidFile: p.pidFile,
+      network, monitor: p.monitor, events: p.events, pidFile: p.pidFile,
       console: detached ? { kind: 'file', path: p.consoleFile } : { kind: 'stdio' },
       debugExit: options.debugExit ?? false,
       vnc: options.vnc ? p.vnc : undefined,
@@ -162,7 +162,7 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
     const wantEcho = options.echo ?? options.interactive ?? false;
     const echo = wantEcho === true ? process.stdout : wantEcho || undefined;
     const vm = new Vm({
-      name: p.name, dir: p.dir, image: imagePath, disk: p.disk, monitor: p.monitor, pidFile: p.pidFile,
+      name: p.name, dir: p.dir, image: imagePath, disk: p.disk, monitor: p.monitor, events: p.events, pidFile: p.pidFile,
       qemu, argsFor, accel, fallbackToTcg: options.fallbackToTcg ?? true, cmdline, kernel,
       forwards: network.forwards, mac: network.mac,
       ready: options.ready, readyTimeoutMs: options.readyTimeout ?? 60_000,

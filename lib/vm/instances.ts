@@ -1,6 +1,7 @@
 // Instances under `<CAPSTAN_ROOT>/instances/qemu/<name>/` (capstan-behaviour.md §2.5, §2.7,
 // §2.8): `disk.qcow2` (overlay over the image), `osv.monitor` (QMP socket), `osv.config`
-// (written only for persisted instances), plus our `qemu.pid`, and for detached VMs
+// (written only for persisted instances), plus our `qemu.pid`, `events.monitor` (a second
+// QMP socket we listen on for the shutdown reason), and for detached VMs
 // `console.log` / `qemu.log`.
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { qmpAlive } from './qmp.js';
 export const INSTANCE_FILES = {
   disk: 'disk.qcow2',
   monitor: 'osv.monitor',
+  events: 'events.monitor',
   config: 'osv.config',
   pid: 'qemu.pid',
   console: 'console.log',
@@ -29,6 +31,7 @@ export interface InstancePaths {
   dir: string;
   disk: string;
   monitor: string;
+  events: string;
   config: string;
   pidFile: string;
   consoleFile: string;
@@ -44,6 +47,7 @@ export function instancePaths(name: string, root: string): InstancePaths {
     dir,
     disk: path.join(dir, INSTANCE_FILES.disk),
     monitor: path.join(dir, INSTANCE_FILES.monitor),
+    events: path.join(dir, INSTANCE_FILES.events),
     config: path.join(dir, INSTANCE_FILES.config),
     pidFile: path.join(dir, INSTANCE_FILES.pid),
     consoleFile: path.join(dir, INSTANCE_FILES.console),

@@ -19,8 +19,10 @@ export interface QemuPlan {
   /** Direct kernel boot (`-kernel`/`-append`). */
   kernel?: { path: string; append: string } | undefined;
   network: NetworkPlan;
-  /** QMP unix socket. */
+  /** QMP unix socket (for stop, list, and anyone else). */
   monitor: string;
+  /** A second QMP socket that only we use, to learn why the guest ended (SHUTDOWN reason). */
+  events?: string | undefined;
   pidFile: string;
   /** Where COM1 goes: our stdio pipe, or a file (detached). */
   console: { kind: 'stdio' } | { kind: 'file'; path: string };
@@ -50,6 +52,12 @@ export function qemuArgs(plan: QemuPlan, env: NodeJS.ProcessEnv = process.env): 
     '-chardev', `socket,id=charmonitor,path=${plan.monitor.replaceAll(',', ',,')},server=on,wait=off`,
     '-mon', 'chardev=charmonitor,id=monitor,mode=control',
   );
+  if (plan.events) {
+    args.push(
+      '-chardev', `socket,id=charevents,path=${plan.events.replaceAll(',', ',,')},server=on,wait=off`,
+      '-mon', 'chardev=charevents,id=events,mode=control',
+    );
+  }
   args.push('-pidfile', plan.pidFile);
   if (plan.debugExit) args.push('-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04');
   if (!plan.rebootOnReset) args.push('-no-reboot');

@@ -3,6 +3,12 @@
 // writes three JSON objects blindly, we wait for each reply, so `stop` knows what happened.
 import net from 'node:net';
 
+/** An asynchronous QMP event (`SHUTDOWN`, `POWERDOWN`, `GUEST_PANICKED`, …). */
+export interface QmpEvent {
+  event: string;
+  data?: Record<string, unknown>;
+}
+
 export interface QmpReply {
   return?: unknown;
   error?: { class: string; desc: string };
@@ -13,6 +19,8 @@ export class QmpClient {
   private waiting: Array<(reply: QmpReply) => void> = [];
   private greeted: Promise<void>;
   private closed = false;
+  /** Called for every asynchronous event. */
+  onEvent: ((event: QmpEvent) => void) | undefined;
 
   private constructor(private readonly socket: net.Socket) {
     let greet!: () => void;
@@ -29,7 +37,7 @@ export class QmpClient {
         let msg: Record<string, unknown>;
         try { msg = JSON.parse(line) as Record<string, unknown>; } catch { continue; }
         if ('QMP' in msg && !haveGreeting) { haveGreeting = true; greet(); continue; }
-        if ('event' in msg) continue; // asynchronous events (POWERDOWN, SHUTDOWN…) are not replies
+        if ('event' in msg) { this.onEvent?.(msg as unknown as QmpEvent); continue; } // events are not replies
         this.waiting.shift()?.(msg as QmpReply);
       }
     });
@@ -65,6 +73,9 @@ export class QmpClient {
     this.socket.write(JSON.stringify(args ? { execute: command, arguments: args } : { execute: command }) + '\n');
     return withTimeout(reply, timeoutMs, `QMP ${command}`);
   }
+
+  /** Lets the process exit while this connection is open. */
+  unref(): void { this.socket.unref(); }
 
   close(): void {
     this.closed = true;

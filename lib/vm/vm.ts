@@ -4,12 +4,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { closeSync, openSync, rmSync } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { VmError } from '../errors.js';
 import { kvmFailureIn, type Accel } from './accel.js';
 import { FileTail } from './file-tail.js';
 import { guardAgainstOrphans, type OrphanGuard } from './orphan-guard.js';
 import { formatCommand } from './qemu-args.js';
+import { QmpClient } from './qmp.js';
 import { shutdownQemu } from './shutdown.js';
 import type { PortForward } from './network.js';
 
@@ -27,6 +29,13 @@ export interface VmExit {
   debugExitCode?: number | undefined;
   /** Who ended it: the guest itself, `stop()`, `kill()`, or this process ending. */
   endedBy: 'guest' | 'stop' | 'kill' | 'process-exit';
+  /**
+   * QEMU's shutdown reason, when it announced one: `guest-shutdown` (the guest powered off),
+   * `guest-reset` (it rebooted or crashed into a triple fault; QEMU runs with -no-reboot),
+   * `guest-panic`, `host-qmp-quit`, `host-signal`, … Absent when QEMU ended without one
+   * (isa-debug-exit, SIGKILL).
+   */
+  reason?: string | undefined;
   /** QEMU's last stderr output. */
   stderr: string;
 }
@@ -43,6 +52,8 @@ export interface VmSpec {
   image: string;
   disk: string;
   monitor: string;
+  /** Our own QMP socket for events (the shutdown reason). */
+  events: string;
   pidFile: string;
   qemu: string;
   /** QEMU arguments for an accelerator, booting `kernel` with -kernel or the disk's boot sector. */
@@ -129,6 +140,8 @@ export class Vm extends EventEmitter {
   private retrying = false;
   private finished = false;
   private serialStream: PassThrough | undefined;
+  private events: QmpClient | undefined;
+  private shutdownReason: string | undefined;
 
   constructor(spec: VmSpec) {
     super();
@@ -248,6 +261,31 @@ export class Vm extends EventEmitter {
     // 'close' comes after the console pipe is drained, so no output is lost at the end.
     child.once('close', (code, signal) => end(code, signal));
     child.once('error', (error) => { if (child.pid === undefined) end(null, null, `cannot start ${spec.qemu}: ${error.message}`); });
+    void this.watchEvents(child);
+  }
+
+  /** Listens on the events QMP socket for SHUTDOWN / GUEST_PANICKED, to say why QEMU ended. */
+  private async watchEvents(child: ChildProcess): Promise<void> {
+    this.events?.close();
+    this.events = undefined;
+    this.shutdownReason = undefined;
+    const running = () => this.child === child && child.exitCode === null && child.signalCode === null;
+    // The socket appears as QEMU initialises; poll for it briefly. Failing here only costs the reason.
+    for (let i = 0; i < 600 && running(); i++) {
+      try {
+        const qmp = await QmpClient.connect(this.spec.events, 1000);
+        if (!running()) { qmp.close(); return; }
+        qmp.unref();
+        qmp.onEvent = (e) => {
+          if (e.event === 'GUEST_PANICKED') this.shutdownReason = 'guest-panic';
+          else if (e.event === 'SHUTDOWN' && this.shutdownReason === undefined) this.shutdownReason = String(e.data?.['reason'] ?? '');
+        };
+        this.events = qmp;
+        return;
+      } catch {
+        await delay(5);
+      }
+    }
   }
 
   private onConsole(text: string): void {
@@ -334,6 +372,7 @@ export class Vm extends EventEmitter {
 
   private finish(exitCode: number | null, signal: string | null, spawnError?: string): void {
     this.finished = true;
+    this.events?.close();
     for (const t of this.tails) t.close();
     this.tails = [];
     const rest = this.partial + this.decoder.end();
@@ -346,6 +385,7 @@ export class Vm extends EventEmitter {
       signal,
       debugExitCode: this.spec.debugExit && exitCode !== null && exitCode % 2 === 1 ? (exitCode - 1) >> 1 : undefined,
       endedBy: this.endedBy,
+      reason: this.shutdownReason || undefined,
       stderr: spawnError ?? this.stderrText.trim(),
     };
     if (!this.readySettled) {

@@ -1,8 +1,9 @@
 // A stand-in for OSv's loader.elf in the -kernel fast path: a tiny multiboot kernel (a.out
 // kludge, so QEMU's `-kernel` loads it as a flat binary at 1 MiB) that prints a prefix and the
 // command line QEMU hands it (the `-append` string, after QEMU's kernel-path word) to COM1,
-// then either leaves QEMU through isa-debug-exit (`-device isa-debug-exit,iobase=0xf4`) or
-// halts for ever — the second stands in for a guest that keeps running until it is stopped.
+// then either leaves QEMU through isa-debug-exit (`-device isa-debug-exit,iobase=0xf4`),
+// halts for ever (a guest that keeps running until it is stopped), or crashes: `ud2` with no
+// usable IDT escalates to a triple fault, i.e. a reset, which ends QEMU under -no-reboot.
 // Assembled here by hand (32-bit protected mode, as multiboot enters it) so tests need no
 // assembler; the byte offsets are fixed and spelled out below.
 import { writeFile } from 'node:fs/promises';
@@ -19,8 +20,9 @@ export interface StandInKernelOptions {
   /**
    * `exit` (default): write `exitCode` to isa-debug-exit, so QEMU ends with status
    * `(exitCode << 1) | 1`. `wait`: halt in a loop until QEMU is stopped from outside.
+   * `crash`: triple-fault after printing.
    */
-  mode?: 'exit' | 'wait';
+  mode?: 'exit' | 'wait' | 'crash';
   exitCode?: number;
 }
 
@@ -51,9 +53,9 @@ export function standInKernel(options: StandInKernelOptions = {}): Buffer {
     /* 34 */ 0xe8, ...u32(PUTS - 0x39), //        call puts
     /* 39 */ 0xbe, ...u32(BASE + newline), //     mov esi, "\n"
     /* 3e */ 0xe8, ...u32(PUTS - 0x43), //        call puts
-    /* 43 */ ...(options.mode === 'wait'
-      ? [0x90, 0x90, 0x90, 0x90] //               nop ×4
-      : [0xb0, (options.exitCode ?? 0) & 0xff, 0xe6, 0xf4]), // mov al, code; out 0xf4, al
+    /* 43 */ ...(options.mode === 'wait' ? [0x90, 0x90, 0x90, 0x90] //  nop ×4
+      : options.mode === 'crash' ? [0x0f, 0x0b, 0x90, 0x90] //          ud2; nop ×2
+        : [0xb0, (options.exitCode ?? 0) & 0xff, 0xe6, 0xf4]), //       mov al, code; out 0xf4, al
     /* 47 */ 0xf4, //                             hlt
     /* 48 */ 0xeb, 0xfd, //                       jmp 47
     // puts: print the NUL-terminated string at esi to COM1 (QEMU's UART needs no polling).
