@@ -6,17 +6,18 @@ export {
   type DiskFormat, type DiskImageReader, type DiskWriter, type OverlayOptions,
 } from './disk.js';
 export { Qcow2Writer, openQcow2, isQcow2, decodeQcow2Header, QCOW2_MAGIC, type Qcow2WriterOptions, type Qcow2Header } from './qcow2.js';
-export { readLoader, resolveLoaderPath, DEFAULT_LOADER, KERNEL_OFFSET, type OsvLoader } from './loader.js';
+export { readLoader, resolveLoaderPath, DEFAULT_LOADER, KERNEL_OFFSET as LOADER_KERNEL_OFFSET, type OsvLoader } from './loader.js';
 export {
   encodeCmdlineArea, checkCmdline, decodeCmdline, CMDLINE_OFFSET, CMDLINE_AREA_END, CMDLINE_AREA_SIZE, MAX_CMDLINE_BYTES,
 } from './cmdline.js';
 export {
-  encodePartitionEntry, decodePartitionEntry, withRootPartition, partitionStartFor, hasBootSignature,
+  encodePartitionEntry, decodePartitionEntry, withRootPartition, partitionStartFor, hasBootSignature as hasMbrBootSignature,
   ROOT_PARTITION_ENTRY, PARTITION_ALIGNMENT, type PartitionEntry,
 } from './mbr.js';
-export { RofsBuilder, splitGuestPath, type RofsSink, type RofsBuilderOptions, type RofsSummary, type EntryOptions as RofsEntryOptions, type AddResult as RofsAddResult } from './rofs-builder.js';
+export { RofsBuilder, splitGuestPath as splitRofsGuestPath, type RofsSink, type RofsBuilderOptions, type RofsSummary, type EntryOptions as RofsEntryOptions, type AddResult as RofsAddResult } from './rofs-builder.js';
 export {
-  encodeSuperBlock, decodeSuperBlock, encodeStructure, decodeStructure, ROFS_MAGIC, ROFS_VERSION, ROFS_BLOCK_SIZE,
+  encodeSuperBlock as encodeRofsSuperBlock, decodeSuperBlock as decodeRofsSuperBlock,
+  encodeStructure as encodeRofsStructure, decodeStructure as decodeRofsStructure, ROFS_MAGIC, ROFS_VERSION, ROFS_BLOCK_SIZE,
   ROFS_MAX_NAME_BYTES, ROFS_MAX_SYMLINK_BYTES, type RofsSuperBlock, type RofsDirEntry, type RofsInode,
 } from './rofs.js';
 export { parseDiskSize } from './size.js';
