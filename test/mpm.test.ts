@@ -9,7 +9,7 @@ import tar from 'tar-stream';
 import { RepositoryError } from '../lib/errors.js';
 import { readMpm, type MpmMember } from '../lib/repository/mpm.js';
 
-type Entry = { header: tar.HeaderArgument; body?: string | Buffer };
+type Entry = { header: Partial<tar.Header> & { name: string }; body?: string | Buffer };
 
 async function tarOf(entries: Entry[], gzip = true): Promise<Buffer> {
   const pack = tar.pack();
