@@ -1,6 +1,9 @@
 // The bootVm step: images from writeImage (built on the stand-in loader) boot under QEMU;
 // other files pass through; the stream's end and errors stop the VMs.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
@@ -16,6 +19,8 @@ import type { Vm } from '../lib/vm/index.js';
 import { buildStandInLoader } from './helpers/stand-in.js';
 import { writeStandInDisk, writeStandInKernel } from './helpers/stand-in-kernel.js';
 import { runSteps, vinylFile } from './helpers/streams.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function tempDir(t: import('ava').ExecutionContext): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'capstan-bootvm-'));
@@ -89,4 +94,39 @@ test('a missing image is a PluginError naming it', async (t) => {
   const file = new Vinyl({ cwd: dir, base: dir, path: path.join(dir, 'gone.qemu'), contents: null });
   await t.throwsAsync(runSteps([file], bootVm({ root: dir, silent: true })), { any: true, message: /gone\.qemu: the image to boot does not exist/ });
   t.throws(() => bootVm({ until: 'never' as 'exit' }), { any: true, message: /unknown `until` value "never"/ });
+});
+
+test('kill -INT of a gulp process running bootVm leaves no QEMU behind', async (t) => {
+  const dir = tempDir(t);
+  const loader = await buildStandInLoader(path.join(dir, 'loader'));
+  const image = await writeStandInDisk(loader, path.join(dir, 'app.qemu'), '/x');
+  const kernel = await writeStandInKernel(dir, { mode: 'wait' });
+  symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules')); // gulp-cli wants a local gulp
+  writeFileSync(path.join(dir, 'gulpfile.mjs'), `
+    import gulp from 'gulp';
+    import { bootVm } from ${JSON.stringify(path.join(repo, 'lib/index.ts'))};
+    export const run = () => gulp.src(${JSON.stringify(image)}, { read: false })
+      .pipe(bootVm({ root: ${JSON.stringify(dir)}, accel: 'tcg', kernel: ${JSON.stringify(kernel)},
+        onVm: (vm) => console.log('QEMU-PID', vm.pid, vm.dir) }));
+  `);
+  const gulp = spawn(process.execPath, ['--import=tsx', path.join(repo, 'node_modules/gulp/bin/gulp.js'), 'run'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => { gulp.kill('SIGKILL'); });
+  let out = '';
+  gulp.stderr.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  const ready = await new Promise<{ pid: number; instance: string }>((resolve, reject) => {
+    gulp.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /QEMU-PID (\d+) (\S+)/.exec(out);
+      if (m && out.includes(' ready in ')) resolve({ pid: Number(m[1]), instance: m[2]! });
+    });
+    gulp.once('exit', (code) => reject(new Error(`gulp exited (${code}) before the VM was ready:\n${out}`)));
+  });
+  t.teardown(() => { if (pidAlive(ready.pid)) process.kill(ready.pid, 'SIGKILL'); });
+  t.true(pidAlive(ready.pid));
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => gulp.once('exit', (_c, s) => resolve(s)));
+  gulp.kill('SIGINT');
+  t.is(await exited, 'SIGINT');
+  for (let i = 0; i < 100 && pidAlive(ready.pid); i++) await delay(50);
+  t.false(pidAlive(ready.pid), 'QEMU is gone');
+  t.false(existsSync(ready.instance), 'and so is its instance folder');
 });
