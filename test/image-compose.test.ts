@@ -201,3 +201,33 @@ test('an error keeps the previous image at out untouched', async (t) => {
   t.deepEqual((await readdir(dir)).filter((n) => n.includes('.tmp-')), []);
   t.is((await describeImage(out)).cmdline, '/first');
 });
+
+test('a process killed while writing leaves the previous image at out (only a temp file as residue)', async (t) => {
+  const dir = await tempDir(t);
+  const loader = await buildStandInLoader(path.join(dir, 'loader'));
+  const out = path.join(dir, 'app.qcow2');
+  await compose(out, loader, randomTree(11, 20), 'qcow2', '/previous');
+  const before = sha(await readFile(out));
+  const script = path.join(dir, 'writer.mts');
+  const composeModule = new URL('../lib/image/compose.ts', import.meta.url).href;
+  await writeFile(script, `
+    import { ImageComposer } from ${JSON.stringify(composeModule)};
+    const c = await ImageComposer.open({ out: ${JSON.stringify(out)}, loader: ${JSON.stringify(loader)} });
+    await c.addFile('/big', Buffer.alloc(3 * 1024 * 1024, 7));
+    await c.addFile('/endless', (async function* () {
+      process.stdout.write('writing\\n');
+      for (;;) { yield Buffer.alloc(65536, 1); await new Promise((r) => setTimeout(r, 50)); }
+    })());
+  `);
+  const child = execa(process.execPath, ['--import=tsx', script], { reject: false });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('writing')) resolve(); });
+    child.then((r) => reject(new Error(`writer exited early: ${r.stderr}`)), reject);
+  });
+  child.kill('SIGKILL');
+  await child;
+  t.is(sha(await readFile(out)), before);
+  t.is((await describeImage(out)).cmdline, '/previous');
+  const residue = (await readdir(dir)).filter((n) => n.startsWith('.app.qcow2.tmp-'));
+  t.is(residue.length, 1, 'the killed writer leaves only its temp file');
+});
