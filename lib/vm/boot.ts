@@ -138,7 +138,7 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
     }
     const kernel = await resolveKernel(options.kernel, options.loader ?? info?.loader, p.dir);
     const network = await planNetwork({ mode: options.network, forward: options.forward, device: options.networkDevice, mac: options.mac });
-    const disk = bootDrive(p.disk, 'qcow2', options.aio, hostEnv);
+    const disk = bootDrive(p.disk, 'qcow2', options.aio, hostEnv, imagePath);
     const detached = options.detached ?? false;
     const accel = chooseAccel(options.accel ?? 'auto', hostEnv);
     const argsFor = (a: typeof accel, bootKernel: string | undefined) => qemuArgs({

@@ -78,9 +78,13 @@ export function supportsDirectIo(file: string): boolean {
   }
 }
 
-/** The boot disk's drive: cache=none when O_DIRECT works (else unsafe), aio from options or $CAPSTAN_QEMU_AIO_TYPE. */
-export function bootDrive(file: string, format: DiskFormat, aio?: AioMode, env: NodeJS.ProcessEnv = process.env): Drive {
-  const direct = supportsDirectIo(file);
+/**
+ * The boot disk's drive: cache=none when O_DIRECT works (else unsafe), aio from options or
+ * $CAPSTAN_QEMU_AIO_TYPE. QEMU opens the backing image with the overlay's cache mode, so
+ * both files must support O_DIRECT (an image on tmpfs would otherwise fail to open).
+ */
+export function bootDrive(file: string, format: DiskFormat, aio?: AioMode, env: NodeJS.ProcessEnv = process.env, backing?: string): Drive {
+  const direct = supportsDirectIo(file) && (backing === undefined || supportsDirectIo(backing));
   let mode: AioMode = aio ?? ((env.CAPSTAN_QEMU_AIO_TYPE as AioMode | undefined) || 'threads');
   if (!AIOS.includes(mode)) mode = 'threads';
   if (mode === 'native' && !direct) mode = 'threads';
