@@ -169,3 +169,18 @@ test('ROFS: overlapping addFile calls are refused (data is laid out one file at 
   await first;
   t.is(await builder.addFile('/b', Buffer.from('b')), 'added');
 });
+
+test('ROFS: permissions are stored only when asked (OSv ignores them)', async (t) => {
+  const fill = async (b: RofsBuilder) => {
+    b.addDirectory('/bin', { mode: 0o750 });
+    await b.addFile('/bin/tool', Buffer.from('x'), { mode: 0o4755 });
+    b.addSymlink('/link', '/bin/tool');
+  };
+  const modes = async (options: object) => {
+    const { bytes } = await buildVolume(fill, options);
+    const sb = decodeSuperBlock(bytes)!;
+    return decodeStructure(bytes.subarray(sb.structureInfoFirstBlock * 512), sb).inodes.map((i) => i.mode.toString(8));
+  };
+  t.deepEqual(await modes({}), ['40000', '40000', '100000', '120000']);
+  t.deepEqual(await modes({ permissions: true }), ['40755', '40750', '104755', '120777']);
+});
