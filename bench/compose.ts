@@ -1,8 +1,10 @@
 // bench/compose: how long the user's path takes to turn a tree into an OSv image, against
 // `tar -cf` of the same tree (reads every file and writes one file: the floor for any image
 // writer) and a plain gulp `src() → dest()` copy (what a gulp user already pays to touch every
-// file). Runs alternate, with a warm page cache; each pipeline runs in its own Node process so
-// its peak RSS is its own (times are measured inside that process, without Node's start-up).
+// file), plus the image writer alone fed by a plain fs walk. Runs alternate, with a warm page
+// cache; each pipeline runs in its own Node process (lib compiled to JS in a temp folder, plain
+// Node, as users run it) so its peak RSS is its own; times are measured inside that process,
+// without Node's start-up.
 //
 //   node --import=tsx bench/compose.ts            10,000 files / 200 MB, then a 2 GB tree
 //   BENCH_ROUNDS=5 BENCH_SKIP_2G=1 node --import=tsx bench/compose.ts
