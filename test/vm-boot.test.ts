@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import {
-  boot, createVolume, deleteInstance, listInstances, readDiskCmdline, stopInstance, type BootImage, type BootOptions, type Vm,
+  boot, bootInstance, createVolume, deleteInstance, listInstances, readDiskCmdline, stopInstance, type BootImage, type BootOptions, type Vm,
 } from '../lib/vm/index.js';
 import { kvmDeviceUsable } from '../lib/vm/accel.js';
 import { pidAlive } from '../lib/vm/shutdown.js';
@@ -134,6 +134,13 @@ test('the run-time command line lands in the overlay, not in the image', async (
   await again.exited;
   t.is(first[0], 'CMDLINE:/second.so');
   await execa('qemu-img', ['check', again.disk]);
+  // Booted by name with its stored configuration (capstan run <instance>).
+  const byName = await bootInstance('keep', { root: dir, accel: 'tcg', debugExit: true, silent: true, env: ['X=1'] });
+  const third: string[] = [];
+  byName.on('line', (l) => third.push(l));
+  t.is((await byName.exited).exitCode, STAND_IN_EXIT_OK);
+  t.is(third[0], 'CMDLINE:--env=X=1 /second.so', 'env goes in front of the command line the overlay has');
+  await t.throwsAsync(bootInstance('nope', { root: dir }), { message: /no persisted instance named "nope"/ });
   await deleteInstance('keep', { root: dir });
   t.deepEqual(await listInstances({ root: dir }), []);
 });

@@ -12,7 +12,7 @@ import { capstanRoot } from '../repository/root.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
 import { bootDrive, parseVolume, type AioMode, type VolumeSpec } from './drives.js';
 import { claimInstance } from './claim.js';
-import { writeInstanceConfig } from './instances.js';
+import { instancePaths, readInstanceConfig, writeInstanceConfig } from './instances.js';
 import { resolveKernel } from './kernel.js';
 import { parseMemory } from './memory.js';
 import { planNetwork, type ForwardSpec, type NetworkMode } from './network.js';
@@ -117,7 +117,8 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
       throw new VmError('the volume does not exist', { code: 'E_VM_VOLUME', file: v.path, hint: 'Create it first with createVolume().' });
     }
   }
-  const wanted = runtimeCmdline({ execute: options.execute, boot: options.boot, env: options.env }, info?.cmdline ?? await readDiskCmdline(imagePath, format));
+  const runtime = { execute: options.execute, boot: options.boot, env: options.env };
+  runtimeCmdline(runtime); // bad env entries fail before anything is created
 
   const claim = await claimInstance(options.name, imagePath, root, options.replace ?? false);
   const p = claim.paths;
@@ -130,11 +131,16 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
           code: 'E_VM_INSTANCE_IMAGE', file: p.dir, hint: `Delete the instance (deleteInstance("${p.name}")) or pick another name.`,
         });
       }
+      // The instance's own command line (perhaps set at an earlier run) is the base here.
+      const current = await readDiskCmdline(p.disk, 'qcow2');
+      const wanted = runtimeCmdline(runtime, current);
       if (wanted !== undefined) await patchOverlayCmdline(p.disk, wanted);
-      cmdline = wanted ?? await readDiskCmdline(p.disk, 'qcow2');
+      cmdline = wanted ?? current;
     } else {
+      const imageCmdline = info?.cmdline ?? await readDiskCmdline(imagePath, format);
+      const wanted = runtimeCmdline(runtime, imageCmdline);
       await createInstanceOverlay(p.disk, imagePath, format, wanted);
-      cmdline = wanted ?? info?.cmdline ?? await readDiskCmdline(imagePath, format);
+      cmdline = wanted ?? imageCmdline;
     }
     const kernel = await resolveKernel(options.kernel, options.loader ?? info?.loader, p.dir);
     const network = await planNetwork({ mode: options.network, forward: options.forward, device: options.networkDevice, mac: options.mac });
@@ -154,8 +160,8 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
     if (options.persist) {
       await writeInstanceConfig(p.config, {
         name: p.name, image: imagePath, memoryMiB, cpus, cmdline, kernel,
-        network: { mode: network.mode, forwards: network.forwards, device: network.device, mac: network.mac },
-        volumes,
+        network: { mode: network.mode, forward: options.forward, forwards: network.forwards, device: network.device, mac: network.mac },
+        volumes, format,
       });
     }
     // An interactive console is one you see: echo defaults to on there.
@@ -175,7 +181,7 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
     vm.start();
     return vm;
   } catch (error) {
-    if (!claim.reuseDisk && !options.persist) await rm(p.dir, { recursive: true, force: true });
+    if (!claim.reuseDisk) await rm(p.dir, { recursive: true, force: true });
     throw error;
   }
 }
@@ -189,4 +195,37 @@ async function probeFormat(file: string): Promise<DiskFormat> {
   } finally {
     await fh.close();
   }
+}
+
+/** Options for booting a persisted instance again: only the run-time ones. */
+export type BootInstanceOptions = Omit<BootOptions, 'name' | 'persist' | 'memory' | 'cpus' | 'network' | 'forward' | 'networkDevice' | 'mac' | 'volumes' | 'format'>;
+
+/**
+ * Boots a persisted instance again with its stored configuration (`capstan run <instance>`):
+ * its overlay keeps the guest's disk state; `execute` / `boot` / `env` set a new command line.
+ * Forwards given with host port 0 get a free port again.
+ */
+export async function bootInstance(name: string, options: BootInstanceOptions = {}): Promise<Vm> {
+  const root = capstanRoot(options.root, options.hostEnv ?? process.env);
+  const paths = instancePaths(name, root);
+  const config = await readInstanceConfig(paths.config);
+  if (!config) {
+    throw new VmError(`no persisted instance named "${name}"`, {
+      code: 'E_VM_NO_INSTANCE', file: paths.dir, hint: 'Only instances booted with `persist: true` can be booted by name; see listInstances().',
+    });
+  }
+  return boot(config.image, {
+    ...options,
+    name,
+    persist: true,
+    memory: config.memoryMiB,
+    cpus: config.cpus,
+    format: config.format,
+    kernel: options.kernel ?? (config.kernel ? config.kernel : false),
+    network: config.network.mode as NetworkMode,
+    forward: config.network.forward ?? config.network.forwards,
+    networkDevice: config.network.device,
+    mac: config.network.mac,
+    volumes: config.volumes as VolumeSpec[],
+  });
 }

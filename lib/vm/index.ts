@@ -1,6 +1,6 @@
 // VMs: boot images under QEMU, manage instances and volumes (capstan run / stop / delete /
 // instances / volume create).
-export { boot, type BootOptions, type BootImage } from './boot.js';
+export { boot, bootInstance, type BootOptions, type BootImage, type BootInstanceOptions } from './boot.js';
 export { Vm, type VmExit, type ReadyMarker, type StopOptions } from './vm.js';
 export {
   listInstances, stopInstance, deleteInstance, instancePaths, instanceNameFor, readInstanceConfig,

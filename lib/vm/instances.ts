@@ -11,6 +11,8 @@ import { VmError } from '../errors.js';
 import { capstanRoot, instanceDir } from '../repository/root.js';
 import { pidAlive, shutdownQemu, type ShutdownOutcome } from './shutdown.js';
 import { qmpAlive } from './qmp.js';
+import type { AioMode, CacheMode } from './drives.js';
+import type { ForwardSpec, PortForward } from './network.js';
 
 export const INSTANCE_FILES = {
   disk: 'disk.qcow2',
@@ -90,8 +92,18 @@ export interface InstanceConfig {
   cpus: number;
   cmdline: string;
   kernel?: string | undefined;
-  network: { mode: string; forwards: { protocol: string; address: string; host: number; guest: number }[]; device?: string | undefined; mac?: string | undefined };
-  volumes: { path: string; format: string; aio: string; cache: string }[];
+  /** Image format. */
+  format?: 'raw' | 'qcow2' | undefined;
+  network: {
+    mode: string;
+    /** The forwards as given (host port 0 = pick a free one at each boot). */
+    forward?: ForwardSpec[] | undefined;
+    /** The forwards as resolved at the last boot. */
+    forwards: PortForward[];
+    device?: string | undefined;
+    mac?: string | undefined;
+  };
+  volumes: { path: string; format: 'raw' | 'qcow2'; aio: AioMode; cache: CacheMode }[];
 }
 
 export interface InstanceInfo {
