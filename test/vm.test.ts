@@ -120,3 +120,21 @@ test('QEMU discovery: $CAPSTAN_QEMU_PATH must exist', (t) => {
   t.throws(() => findQemu(undefined, { CAPSTAN_QEMU_PATH: '/nonexistent/qemu' }), { message: /\/nonexistent\/qemu does not exist.*\n.*CAPSTAN_QEMU_PATH/ });
   t.is(findQemu(undefined, { CAPSTAN_QEMU_PATH: '/usr/bin/qemu-system-x86_64' }), '/usr/bin/qemu-system-x86_64');
 });
+
+test("Capstan's config.yaml: disable_kvm and qemu_aio_type, the environment wins", async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { readCapstanVmConfig, withCapstanConfig } = await import('../lib/vm/capstan-config.js');
+  const root = mkdtempSync(`${tmpdir()}/capstan-cfg-`);
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  t.deepEqual(readCapstanVmConfig(root), {});
+  writeFileSync(`${root}/config.yaml`, 'repo_url: https://example.invalid\ndisable_kvm: true\nqemu_aio_type: native\n');
+  const config = readCapstanVmConfig(root);
+  t.deepEqual(config, { disableKvm: true, qemuAioType: 'native' });
+  const env = withCapstanConfig({}, config);
+  t.is(chooseAccel('auto', env), 'tcg');
+  t.is(env.CAPSTAN_QEMU_AIO_TYPE, 'native');
+  t.is(withCapstanConfig({ CAPSTAN_DISABLE_KVM: '0', CAPSTAN_QEMU_AIO_TYPE: 'threads' }, config).CAPSTAN_QEMU_AIO_TYPE, 'threads');
+  writeFileSync(`${root}/config.yaml`, 'disable_kvm: [\n');
+  t.throws(() => readCapstanVmConfig(root), { message: /config\.yaml: cannot read Capstan's configuration/ });
+});

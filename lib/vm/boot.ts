@@ -10,6 +10,7 @@ import { isQcow2 } from '../image/qcow2.js';
 import { stepLogger } from '../log.js';
 import { capstanRoot } from '../repository/root.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
+import { readCapstanVmConfig, withCapstanConfig } from './capstan-config.js';
 import { bootDrive, parseVolume, type AioMode, type VolumeSpec } from './drives.js';
 import { claimInstance } from './claim.js';
 import { instancePaths, readInstanceConfig, writeInstanceConfig } from './instances.js';
@@ -96,7 +97,9 @@ export type BootImage = string | { path: string; info?: ImageInfo | undefined };
 
 /** Starts a VM for `image`. Resolves once QEMU runs; `vm.ready` tells when the guest is up. */
 export async function boot(image: BootImage, options: BootOptions = {}): Promise<Vm> {
-  const hostEnv = options.hostEnv ?? process.env;
+  const root = capstanRoot(options.root, options.hostEnv ?? process.env);
+  // config.yaml's disable_kvm / qemu_aio_type, unless the environment says otherwise.
+  const hostEnv = withCapstanConfig(options.hostEnv ?? process.env, readCapstanVmConfig(root));
   const log = stepLogger('bootVm', { silent: options.silent });
   const imagePath = path.resolve(typeof image === 'string' ? image : image.path);
   const info = typeof image === 'string' ? undefined : image.info;
@@ -110,7 +113,6 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
   if (!Number.isInteger(cpus) || cpus < 1) {
     throw new VmError(`bad CPU count ${cpus}`, { code: 'E_VM_CPUS', hint: 'Give a whole number ≥ 1.' });
   }
-  const root = capstanRoot(options.root, hostEnv);
   const volumes = (options.volumes ?? []).map((v) => parseVolume(v));
   for (const v of volumes) {
     if (!existsSync(v.path)) {
