@@ -1,7 +1,7 @@
 // bench/boot: time from boot() to the readiness marker (the first console line), beside a bare
 // qemu-system-x86_64 of the same image in the same run, for disk boot and the -kernel fast
 // path. Prints medians and minima, the overhead ratio (target ≤ 1.1) and peak RSS.
-//   node --import=tsx bench/boot.ts [runs] [accel]     (defaults: 11 runs, tcg and auto)
+//   node --import=tsx bench/boot.ts [runs] [accel]     (defaults: 11 runs (at most 5 under KVM), tcg and auto)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -90,7 +90,9 @@ try {
       let oursMiB = 0;
       let bareMiB = 0;
       await ours(image, options); // warm the page cache for both
-      for (let i = 0; i < runs; i++) {
+      // KVM takes seconds to start a VM on some hosts: fewer runs there keep the bench short.
+      const n = accel === 'kvm' ? Math.min(runs, 5) : runs;
+      for (let i = 0; i < n; i++) {
         // Alternate which goes first, so neither always runs on a freshly idle machine.
         const [o, r] = i % 2 === 0
           ? [await ours(image, options), await bare(bareArgs)]
