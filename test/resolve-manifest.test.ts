@@ -165,11 +165,19 @@ test('with gulp.src (encoding:false, dot files): a real package folder', async (
   ]);
 });
 
-test('with gulp.src buffer:false: the same manifest', async (t) => {
-  const root = path.join(fixtures, 'native-app');
-  const out = await runSteps([], gulp.src('**/*', { cwd: root, base: root, dot: true, buffer: false }) as never, resolveManifest(silent));
-  t.is(manifestOf(out).bootCommand, 'runscript /run/hello;');
-});
+for (const encoding of [undefined, false] as const) {
+  // encoding:false matters: vinyl-fs 4 then hands out streamx contents whose async iterator
+  // never ends, which once hung this step.
+  test(`with gulp.src buffer:false, encoding ${String(encoding ?? 'utf8')}: the same manifest, contents intact`, async (t) => {
+    const root = path.join(fixtures, 'native-app');
+    const out = await runSteps([], gulp.src('**/*', { cwd: root, base: root, dot: true, buffer: false, encoding }) as never, resolveManifest(silent));
+    t.is(manifestOf(out).bootCommand, 'runscript /run/hello;');
+    const runYaml = out.find((f) => f.relative === path.join('meta', 'run.yaml'))!;
+    const passed: Buffer[] = [];
+    for await (const chunk of runYaml.contents as AsyncIterable<Buffer>) passed.push(chunk);
+    t.is(Buffer.concat(passed).toString(), await fs.readFile(path.join(root, 'meta', 'run.yaml'), 'utf8'));
+  });
+}
 
 test('Capstanfile app: files and rootfs resolved against the package root', async (t) => {
   const root = path.join(fixtures, 'capstanfile-app');

@@ -9,6 +9,7 @@ import Vinyl from 'vinyl';
 import { annotate } from '../carrier.js';
 import { toPluginError } from '../errors.js';
 import { stepLogger, type LogOptions } from '../log.js';
+import { contentChunks, type EventStream } from './contents.js';
 import { assembleManifest, validateManifestOptions, type ManifestInputs, type ManifestOptions } from '../manifest/assemble.js';
 import { hostPathKind, MANIFEST_INPUT_PATHS, readInputFile, type ManifestInputName } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
@@ -99,7 +100,7 @@ async function readText(file: Vinyl): Promise<string> {
   if (file.isBuffer()) return file.contents.toString('utf8');
   if (file.isStream()) {
     const chunks: Buffer[] = [];
-    for await (const chunk of file.contents as AsyncIterable<Buffer | string>) chunks.push(Buffer.from(chunk));
+    for await (const chunk of contentChunks(file.contents as unknown as EventStream)) chunks.push(Buffer.from(chunk));
     const data = Buffer.concat(chunks);
     file.contents = Readable.from([data]);
     return data.toString('utf8');

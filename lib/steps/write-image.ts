@@ -13,6 +13,7 @@ import { checkCmdline } from '../image/cmdline.js';
 import { ImageComposer } from '../image/compose.js';
 import { parseDiskSize } from '../image/size.js';
 import { stepLogger, wantsProgress, type LogOptions } from '../log.js';
+import { contentChunks, type EventStream } from './contents.js';
 import type { Manifest } from '../manifest/types.js';
 
 export interface WriteImageOptions extends LogOptions {
@@ -150,7 +151,7 @@ async function* readAhead(files: AsyncIterable<Vinyl>, add: (n: number) => void)
   const take = (item: { file: Vinyl; primed?: Promise<Primed> | undefined }) => ({ file: item.file, content: item.primed ? replay(item.primed) : undefined });
   try {
     for await (const file of files) {
-      queue.push({ file, primed: file.isStream() ? prime(chunksOf(file.contents as unknown as EventStream, add), READ_AHEAD_BYTES) : undefined });
+      queue.push({ file, primed: file.isStream() ? prime(contentChunks(file.contents as unknown as EventStream, add), READ_AHEAD_BYTES) : undefined });
       if (queue.length > READ_AHEAD_FILES) yield take(queue.shift()!);
     }
     while (queue.length > 0) yield take(queue.shift()!);
@@ -185,56 +186,6 @@ async function* replay(primed: Promise<Primed>): AsyncGenerator<Chunk> {
   for (const chunk of chunks) yield chunk;
   if (error !== undefined) throw error;
   if (rest) yield* rest;
-}
-
-/** The part of a Node or streamx readable we rely on. */
-interface EventStream {
-  on(event: string, listener: (...args: any[]) => void): unknown;
-  off?(event: string, listener: (...args: any[]) => void): unknown;
-  removeListener?(event: string, listener: (...args: any[]) => void): unknown;
-  pause(): unknown;
-  resume(): unknown;
-}
-
-/**
- * The chunks of a content stream, read through its events with pause/resume backpressure.
- * Not `for await` on the stream itself: vinyl-fs 4's lazy streamx contents (buffer: false)
- * emit 'end' but their async iterator never finishes, which would hang the build.
- */
-async function* chunksOf(stream: EventStream, add: (n: number) => void): AsyncGenerator<Uint8Array | string> {
-  const queue: (Uint8Array | string)[] = [];
-  let ended = false;
-  let failure: unknown;
-  let wake: (() => void) | undefined;
-  const notify = () => { const w = wake; wake = undefined; w?.(); };
-  const onData = (chunk: Uint8Array | string) => { queue.push(chunk); if (queue.length >= 4) stream.pause(); notify(); };
-  const onEnd = () => { ended = true; notify(); };
-  const onError = (error: unknown) => { failure = error ?? new Error('the content stream failed'); notify(); };
-  const onClose = () => { if (!ended && failure === undefined) failure = new Error('the content stream closed before its end'); notify(); };
-  stream.on('data', onData);
-  stream.on('end', onEnd);
-  stream.on('error', onError);
-  stream.on('close', onClose);
-  try {
-    for (;;) {
-      const chunk = queue.shift();
-      if (chunk !== undefined) {
-        if (queue.length === 0) stream.resume();
-        add(chunk.length);
-        yield chunk;
-        continue;
-      }
-      if (failure !== undefined) throw failure;
-      if (ended) return;
-      await new Promise<void>((resolve) => { wake = resolve; });
-    }
-  } finally {
-    const off = (e: string, l: (...args: any[]) => void) => (stream.off ?? stream.removeListener)?.call(stream, e, l);
-    off('data', onData);
-    off('end', onEnd);
-    off('error', onError);
-    off('close', onClose);
-  }
 }
 
 function startProgress(text: () => string): { stop(): void } {
