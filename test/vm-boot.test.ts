@@ -224,6 +224,28 @@ test('a detached VM is managed by name: list, stop, delete', async (t) => {
   t.false(existsSync(vm.dir));
 });
 
+test('a detached VM outlives the process that booted it, and is stopped by name from another', async (t) => {
+  const { dir, image } = await setup(t);
+  const kernel = await writeStandInKernel(dir, { mode: 'wait' });
+  const script = `
+    import { boot } from ${JSON.stringify(path.join(repo, 'lib/vm/index.ts'))};
+    const vm = await boot(${JSON.stringify(image)}, { root: ${JSON.stringify(dir)}, accel: 'tcg', kernel: ${JSON.stringify(kernel)}, name: 'bg', detached: true, silent: true });
+    await vm.ready;
+    console.log(JSON.stringify({ pid: vm.pid }));
+  `;
+  // The child must end by itself once the VM is ready (nothing of the VM keeps it alive).
+  const { stdout } = await execa(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { cwd: repo, timeout: 30000 });
+  const { pid } = JSON.parse(stdout) as { pid: number };
+  t.teardown(() => { if (pidAlive(pid)) process.kill(pid, 'SIGKILL'); });
+  t.true(pidAlive(pid), 'QEMU still runs');
+  const [info] = await listInstances({ root: dir });
+  t.deepEqual([info?.name, info?.running, info?.pid], ['bg', true, pid]);
+  t.regex(readFileSync(path.join(info!.dir, 'console.log'), 'utf8'), /^CMDLINE:/);
+  t.is(await stopInstance('bg', { root: dir, graceMs: 200 }), 'quit');
+  t.false(pidAlive(pid));
+  await deleteInstance('bg', { root: dir });
+});
+
 test('volumes: created by our code, attached, accepted by QEMU and qemu-img', async (t) => {
   const { dir, image, start } = await setup(t);
   const raw = await createVolume(path.join(dir, 'volumes', 'vol1'), { size: '64M' });
