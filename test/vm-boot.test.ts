@@ -107,6 +107,20 @@ test('a port forward with host port 0 gets a free port that is listening', async
   await vm.stop({ graceMs: 100 });
 });
 
+test('a forward to a host port in use fails with a hint, and is not blamed on KVM', async (t) => {
+  const { image, start } = await setup(t);
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => { server.close(); });
+  const busy = (server.address() as net.AddressInfo).port;
+  const accel = kvmDeviceUsable() ? 'kvm' : 'tcg';
+  const vm = await start(image, { accel, forward: [`${busy}:80`] });
+  const error = await t.throwsAsync(vm.ready);
+  t.regex(error.message, /Could not set up host forwarding rule/);
+  t.regex(error.message, /A forwarded host port is in use\. Pick another one, or give 0/);
+  t.is(vm.accel, accel, 'no TCG retry for an option error');
+});
+
 test('the run-time command line lands in the overlay, not in the image', async (t) => {
   const { dir, image, start } = await setup(t);
   const before = readFileSync(image);

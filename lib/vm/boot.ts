@@ -16,7 +16,7 @@ import { claimInstance } from './claim.js';
 import { instancePaths, readInstanceConfig, writeInstanceConfig } from './instances.js';
 import { resolveKernel } from './kernel.js';
 import { parseMemory } from './memory.js';
-import { planNetwork, type ForwardSpec, type NetworkMode } from './network.js';
+import { parseForward, planNetwork, type ForwardSpec, type NetworkMode } from './network.js';
 import { createInstanceOverlay, overlayBackingFile, patchOverlayCmdline, readDiskCmdline } from './overlay.js';
 import { qemuArgs } from './qemu-args.js';
 import { findQemu } from './qemu-binary.js';
@@ -145,7 +145,9 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
       cmdline = wanted ?? imageCmdline;
     }
     const kernel = await resolveKernel(options.kernel, options.loader ?? info?.loader, p.dir);
-    const network = await planNetwork({ mode: options.network, forward: options.forward, device: options.networkDevice, mac: options.mac });
+    const networkOptions = { mode: options.network, forward: options.forward, device: options.networkDevice, mac: options.mac };
+    let network = await planNetwork(networkOptions);
+    const macChosen = network.mac;
     const disk = bootDrive(p.disk, 'qcow2', options.aio, hostEnv, imagePath);
     const detached = options.detached ?? false;
     const accel = chooseAccel(options.accel ?? 'auto', hostEnv);
@@ -178,6 +180,11 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
       persist: options.persist ?? false, debugExit: options.debugExit ?? false,
       interactive: options.interactive ?? false, echo,
       onFallback: (reason) => log.warn(`${p.name}: ${reason}`),
+      replanPorts: (options.forward ?? []).some((f) => parseForward(f).host === 0) ? async () => {
+        network = await planNetwork({ ...networkOptions, mac: macChosen });
+        log.warn(`${p.name}: a host port was taken before QEMU could bind it; trying other free ports`);
+        return network.forwards;
+      } : undefined,
       env: hostEnv,
     });
     vm.start();

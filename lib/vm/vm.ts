@@ -77,6 +77,11 @@ export interface VmSpec {
   echo: NodeJS.WritableStream | undefined;
   /** Told when KVM failed and TCG takes over, or the kernel failed and the disk boots. */
   onFallback: (reason: string) => void;
+  /**
+   * Picks new free host ports for the forwards that asked for one (another process may take a
+   * port between our probe and QEMU's bind); updates the arguments argsFor builds.
+   */
+  replanPorts?: (() => Promise<PortForward[]>) | undefined;
   env: NodeJS.ProcessEnv;
 }
 
@@ -138,6 +143,7 @@ export class Vm extends EventEmitter {
   private readyTimer: NodeJS.Timeout | undefined;
   private endedBy: VmExit['endedBy'] = 'guest';
   private retrying = false;
+  private replannedPorts = false;
   private finished = false;
   private serialStream: PassThrough | undefined;
   private events: QmpClient | undefined;
@@ -336,9 +342,17 @@ export class Vm extends EventEmitter {
     // QEMU refusing to start (an error on stderr, no console output, not stopped by us).
     const failedAtStart = !this.readySettled && !this.sawConsole && exitCode !== 0 && stderr !== '' && this.endedBy === 'guest';
     let next: Accel | undefined;
+    if (failedAtStart && /Could not set up host forwarding rule/.test(stderr) && this.spec.replanPorts && !this.replannedPorts) {
+      this.replannedPorts = true;
+      void this.spec.replanPorts().then(
+        (forwards) => { this.forwards.splice(0, this.forwards.length, ...forwards); this.relaunch(accel); },
+        () => this.finish(exitCode, signal, spawnError),
+      );
+      return;
+    }
     if (this.retrying) {
       next = 'tcg'; // a KVM failure seen on stderr; fallbackReason is set
-    } else if (failedAtStart && accel === 'kvm' && this.spec.fallbackToTcg && (kvmFailureIn(stderr) || !this.kernel)) {
+    } else if (failedAtStart && accel === 'kvm' && this.spec.fallbackToTcg && (kvmFailureIn(stderr) || (!this.kernel && !optionError(stderr)))) {
       this.fallbackReason = lastLine;
       next = 'tcg';
     } else if (failedAtStart && this.kernel) {
@@ -349,7 +363,7 @@ export class Vm extends EventEmitter {
       this.emit('fallback', reason);
       this.relaunch(accel);
       return;
-    } else if (failedAtStart && accel === 'kvm' && this.spec.fallbackToTcg) {
+    } else if (failedAtStart && accel === 'kvm' && this.spec.fallbackToTcg && !optionError(stderr)) {
       this.fallbackReason = lastLine;
       next = 'tcg';
     }
@@ -390,8 +404,7 @@ export class Vm extends EventEmitter {
     };
     if (!this.readySettled) {
       const how = signal ? `was killed by ${signal}` : `exited with status ${exitCode}`;
-      this.settleReady(this.failure(`QEMU ${how} before the VM was ready`, 'E_VM_EXITED',
-        'See the console lines and QEMU output above.', exit.stderr));
+      this.settleReady(this.failure(`QEMU ${how} before the VM was ready`, 'E_VM_EXITED', hintFor(exit.stderr), exit.stderr));
     }
     if (!this.spec.persist && !this.spec.detached) rmSync(this.dir, { recursive: true, force: true });
     this.serialStream?.end();
@@ -429,6 +442,19 @@ export class Vm extends EventEmitter {
     parts.push(`command: ${this.command}`);
     return new VmError(parts.join('\n  '), { code, file: this.image, hint });
   }
+}
+
+/** QEMU rejecting one of our options (a disk, a device, a port): not something TCG would fix. */
+function optionError(stderr: string): boolean {
+  return /^qemu[\w-]*: -(drive|netdev|device|chardev|kernel|append|mon|pidfile) /m.test(stderr);
+}
+
+function hintFor(stderr: string): string {
+  if (/Could not set up host forwarding rule/.test(stderr)) {
+    return 'A forwarded host port is in use. Pick another one, or give 0 (e.g. "0:80") for a free port.';
+  }
+  if (/Could not open|No such file/.test(stderr)) return 'A file QEMU needs is missing or unreadable; see QEMU\'s message above.';
+  return 'See the console lines and QEMU output above.';
 }
 
 function matches(marker: ReadyMarker, text: string): boolean {
