@@ -110,3 +110,14 @@ test('/meta in a .capstanignore points at its line', (t) => {
   t.is(error?.line, 2);
   t.is(error?.column, 3);
 });
+
+test('with a folder memo (as layoutFiles passes), isIgnored answers exactly as without it', (t) => {
+  const matcher = compileIgnore(['/docs', '/**/node_modules', '/build/*', '/src/*.o', '/**/*.map']);
+  const memo = new Map();
+  const paths = [
+    '/docs/a/b.md', '/docs', '/web/node_modules/x/index.js', '/web/node_modules', '/build', '/build/out/x',
+    '/src/a.o', '/src/a.c', '/src/sub/a.o', '/lib/x.js.map', '/lib/x.js', '/meta', '/meta/run.yaml', '/.git/HEAD',
+    '/a//b', '/a/b/', '/volumes/v', '/web/node_modules/y/z/w.js', '/docs/c.md',
+  ];
+  for (const p of [...paths, ...paths]) t.deepEqual(isIgnored(matcher, p, memo), isIgnored(matcher, p), p);
+});

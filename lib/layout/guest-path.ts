@@ -8,7 +8,9 @@ import type { Capstanfile } from '../manifest/types.js';
  * Returns '/' for the base folder itself. Throws when the path climbs out of its base.
  */
 export function guestPathOf(relative: string, file?: string): string {
-  const posix = relative.split(path.sep).join('/');
+  const posix = path.sep === '/' ? relative : relative.split(path.sep).join('/');
+  // Most paths are already normal (no empty, '.' or '..' names): skip normalising them.
+  if (isPlainRelative(posix)) return '/' + posix;
   const normal = path.posix.normalize('/' + posix);
   const climbs = posix.split('/').reduce((depth, part) => {
     if (depth < 0) return depth;
@@ -22,6 +24,21 @@ export function guestPathOf(relative: string, file?: string): string {
     });
   }
   return normal.length > 1 && normal.endsWith('/') ? normal.slice(0, -1) : normal;
+}
+
+/** True when every '/'-separated name of `relative` is non-empty and neither '.' nor '..'. */
+function isPlainRelative(relative: string): boolean {
+  if (relative === '') return false;
+  let start = 0;
+  for (;;) {
+    const end = relative.indexOf('/', start);
+    const stop = end === -1 ? relative.length : end;
+    const len = stop - start;
+    if (len === 0) return false;
+    if (relative.charCodeAt(start) === 46 /* . */ && (len === 1 || (len === 2 && relative.charCodeAt(start + 1) === 46))) return false;
+    if (end === -1) return true;
+    start = end + 1;
+  }
 }
 
 /** The folders above a guest path, outermost first ('/a/b/c' → ['/a', '/a/b']). */

@@ -40,7 +40,7 @@ export class GuestTree {
    * scripts, which Capstan writes over application files).
    */
   claim(guestPath: string, claim: GuestClaim, options: { winsTies?: boolean } = {}): ClaimOutcome {
-    for (const dir of parentDirectories(guestPath)) this.parents.add(dir);
+    this.addParents(guestPath);
     const previous = this.claims.get(guestPath);
     if (!previous) {
       this.claims.set(guestPath, claim);
@@ -53,6 +53,22 @@ export class GuestTree {
     if (claim.layer < previous.layer) return { kind: 'shadowed', previous };
     this.claims.set(guestPath, claim);
     return { kind: 'overrides', previous };
+  }
+
+  /**
+   * Records the folders above `guestPath`, innermost first, stopping at the first one already
+   * known (its own parents were recorded with it): a tree of n files costs O(n), not O(n·depth²).
+   */
+  private addParents(guestPath: string): void {
+    if (guestPath.includes('//') || guestPath.endsWith('/')) { // not normalised: the general rule
+      for (const dir of parentDirectories(guestPath)) this.parents.add(dir);
+      return;
+    }
+    for (let end = guestPath.lastIndexOf('/'); end > 0; end = guestPath.lastIndexOf('/', end - 1)) {
+      const dir = guestPath.slice(0, end);
+      if (this.parents.has(dir)) return;
+      this.parents.add(dir);
+    }
   }
 
   /** Folders some path lies below but that no entry provides, sorted (parents first). */

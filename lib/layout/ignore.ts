@@ -117,11 +117,27 @@ export function matchIgnoreRule(matcher: IgnoreMatcher, guestPath: string): Igno
 }
 
 /**
+ * Results of isIgnored for folders (null: not ignored), for one matcher. Pass the same memo
+ * with the same matcher only.
+ */
+export type IgnoreFolderMemo = Map<string, IgnoreMatch | null>;
+
+/**
  * Whether an application path ('/'-separated, absolute from the package root) is ignored:
  * it matches, or one of its folders does (Capstan skips a matched folder's whole subtree).
  */
-export function isIgnored(matcher: IgnoreMatcher, guestPath: string): IgnoreMatch | undefined {
+export function isIgnored(matcher: IgnoreMatcher, guestPath: string, folders?: IgnoreFolderMemo): IgnoreMatch | undefined {
   if (matcher.rules.length === 0) return undefined;
+  const cut = guestPath.lastIndexOf('/');
+  if (folders && cut > 0 && !guestPath.includes('//') && !guestPath.endsWith('/')) {
+    // Files share their folders: decide each folder once, then test only the last name.
+    const folder = guestPath.slice(0, cut);
+    let inFolder = folders.get(folder);
+    if (inFolder === undefined) folders.set(folder, (inFolder = isIgnored(matcher, folder, folders) ?? null));
+    if (inFolder) return inFolder;
+    const rule = matchIgnoreRule(matcher, guestPath);
+    return rule ? { pattern: rule.pattern, matchedPath: guestPath, builtIn: rule.builtIn } : undefined;
+  }
   const parts = guestPath.split('/').filter(Boolean);
   let current = '';
   for (const part of parts) {

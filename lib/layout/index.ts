@@ -2,7 +2,7 @@
 // image needs besides (ROFS skeleton, /run scripts, implied folders). No stream code here.
 export {
   CAPSTAN_DEFAULT_IGNORES, parseCapstanignore, capstanignoreToRegExpSource, compileIgnore, matchIgnoreRule, isIgnored,
-  type IgnorePatternSource, type IgnoreRule, type IgnoreMatcher, type IgnoreMatch, type CompileIgnoreOptions,
+  type IgnorePatternSource, type IgnoreRule, type IgnoreMatcher, type IgnoreMatch, type IgnoreFolderMemo, type CompileIgnoreOptions,
 } from './ignore.js';
 export {
   guestPathOf, parentDirectories, isMetaPath, rewriteSymlinkTarget, capstanfileLayout, capstanfileGuestPaths,
