@@ -1,8 +1,9 @@
 // bench/compose: how long the user's path takes to turn a tree into an OSv image, against
 // `tar -cf` of the same tree (reads every file and writes one file: the floor for any image
 // writer) and a plain gulp `src() → dest()` copy (what a gulp user already pays to touch every
-// file), plus the image writer alone fed by a plain fs walk. Runs alternate, with a warm page
-// cache; each pipeline runs in its own Node process (lib compiled to JS in a temp folder, plain
+// file), plus the image writer alone fed by a plain fs walk. The user's path runs with src()
+// buffered, with `buffer: false`, and with `read: false` (writeImage reads the files itself).
+// Runs alternate, with a warm page cache; each pipeline runs in its own Node process (lib compiled to JS in a temp folder, plain
 // Node, as users run it) so its peak RSS is its own; times are measured inside that process,
 // without Node's start-up.
 //
@@ -84,7 +85,9 @@ import path from 'node:path';
 const [variant, tree, out, loader] = process.argv.slice(2);
 const started = performance.now();
 const buffer = !variant.endsWith('-stream');
-const source = () => gulp.src('**/*', { cwd: tree, base: tree, encoding: false, buffer, resolveSymlinks: false, dot: true });
+// read: false — vinyl-fs only lists and stats; writeImage reads each file from its path.
+const read = !variant.endsWith('-noread');
+const source = () => gulp.src('**/*', { cwd: tree, base: tree, encoding: false, buffer, read, resolveSymlinks: false, dot: true });
 if (variant === 'copy') {
   await pipeline(source(), gulp.dest(out));
 } else if (variant === 'writer') {
@@ -164,7 +167,7 @@ export async function main(): Promise<void> {
     const outDir = path.join(work, 'out');
     await mkdir(outDir);
     runTar(tree, path.join(outDir, 'warm.tar')); // warm the page cache
-    const variants = ['tar', 'copy', 'image', 'image-raw', 'image-stream', 'writer'] as const;
+    const variants = ['tar', 'copy', 'image', 'image-raw', 'image-stream', 'image-noread', 'writer'] as const;
     const results: Record<string, ChildResult[]> = Object.fromEntries(variants.map((v) => [v, []]));
     for (let round = 0; round < rounds; round++) {
       for (const v of variants) {
@@ -181,6 +184,7 @@ export async function main(): Promise<void> {
       image: 'src → resolveManifest → layoutFiles → writeImage (qcow2)',
       'image-raw': '… → writeImage (raw)',
       'image-stream': '… with src({buffer: false}) (qcow2)',
+      'image-noread': '… with src({read: false}), writeImage reads (qcow2)',
       writer: 'ImageComposer alone, plain fs walk, no gulp (qcow2)',
     };
     console.log(`\n10,000 files / 200 MB, median of ${rounds} alternating rounds (warm cache, ${os.cpus().length} CPUs; pipelines run as ${children.mode}):`);
@@ -201,6 +205,9 @@ export async function main(): Promise<void> {
       await rm(path.join(outDir, 'big.tar'), { force: true });
       const s = runChild('image-stream', big, path.join(outDir, 'big.qcow2'), loader);
       console.log(`2 GB tree: tar -cf ${fmt(t.ms)}; src({buffer:false}) → … → writeImage (qcow2) ${fmt(s.ms)} (${(s.ms / t.ms).toFixed(2)}× tar), peak RSS ${s.maxRssMB.toFixed(0)} MB`);
+      await rm(path.join(outDir, 'big.qcow2'), { force: true });
+      const n = runChild('image-noread', big, path.join(outDir, 'big.qcow2'), loader);
+      console.log(`2 GB tree: src({read:false}) → … → writeImage (qcow2) ${fmt(n.ms)} (${(n.ms / t.ms).toFixed(2)}× tar), peak RSS ${n.maxRssMB.toFixed(0)} MB`);
     }
   } finally {
     await rm(work, { recursive: true, force: true });

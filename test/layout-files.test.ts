@@ -189,10 +189,17 @@ test('two application files claiming one guest path is an error naming both', as
   });
 });
 
-test('a file without contents (src with read:false) is an error with a hint', async (t) => {
-  const file = vinylFile(APP_ROOT, 'a.so', 'x');
-  file.contents = null;
-  await t.throwsAsync(runSteps([file], layoutFiles()), { any: true, message: /a\.so: file has no contents[\s\S]*read: false/ });
+test('a regular file without contents (src with read:false) is placed for writeImage to read; without a stat it is an error', async (t) => {
+  const listed = vinylFile(APP_ROOT, 'a.so', 'x');
+  listed.contents = null; // what gulp.src(..., {read: false}) emits: null contents, the file's stat
+  const [placed] = (await runSteps([listed], layoutFiles({ skeleton: false }))).filter((f) => capstanOf(f)?.kind !== 'generated');
+  t.is(capstanOf(placed!)?.guestPath, '/a.so');
+  t.true(placed!.isNull());
+
+  const bare = vinylFile(APP_ROOT, 'b.so', 'x');
+  bare.contents = null;
+  bare.stat = null;
+  await t.throwsAsync(runSteps([bare], layoutFiles()), { any: true, message: /b\.so: file has no contents[\s\S]*read: false/ });
 });
 
 test('a file outside its base is an error', async (t) => {

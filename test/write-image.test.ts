@@ -4,10 +4,10 @@ import test from 'ava';
 // @ts-ignore -- gulp 5 ships no type declarations (and @types/gulp is not a dependency here)
 import { src as gulpSrc } from 'gulp';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Vinyl from 'vinyl';
 import { annotate, APP_LAYER, capstanOf } from '../lib/carrier.js';
@@ -183,6 +183,80 @@ test('through gulp.src (encoding:false, buffer:false, resolveSymlinks:false) →
   t.truthy(byPath.get('/etc/fstab'), 'the ROFS skeleton from layoutFiles is in the image');
   const sha = createHash('sha256').update(await readFile(out)).digest('hex');
   t.log(`image sha256 ${sha}`);
+});
+
+/** An app folder with binary files, a link and a folder, for the src({read: false}) tests. */
+async function readFalseApp(dir: string, name = 'app') {
+  const app = path.join(dir, name);
+  await mkdir(path.join(app, 'lib', 'empty'), { recursive: true });
+  const files: Record<string, Buffer> = {
+    'lib/big.so': randomBytes(3 * 1024 * 1024 + 777), // several chunks of the host reader
+    'lib/small.so': randomBytes(5000),
+    'hello.sh': Buffer.from('#!/bin/sh\necho hi\n'),
+    'empty.txt': Buffer.alloc(0),
+  };
+  for (const [rel, bytes] of Object.entries(files)) await writeFile(path.join(app, rel), bytes);
+  await symlink('small.so', path.join(app, 'lib', 'link.so'));
+  return { app, files };
+}
+
+/** src(read: false) → resolveManifest → `between` → layoutFiles → writeImage. */
+function readFalsePipeline(app: string, out: string, loader: string, between?: (file: Vinyl) => Promise<void>) {
+  return pipeline(
+    src('**/*', { cwd: app, base: app, read: false, resolveSymlinks: false, dot: true }),
+    resolveManifest({ cwd: app, run: '/lib/small.so', bootstrap: false, silent: true }),
+    new Transform({ objectMode: true, transform(f: Vinyl, _e, cb) { (between ? between(f) : Promise.resolve()).then(() => cb(null, f), cb); } }),
+    layoutFiles({ silent: true }),
+    writeImage({ out, loader, silent: true }),
+    new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } }),
+  );
+}
+
+test('src({read: false}): writeImage reads the files itself; the image equals the one from buffered src', async (t) => {
+  const { dir, loader } = await setup(t);
+  const { app, files } = await readFalseApp(dir);
+  const out = path.join(dir, 'read-false.qcow2');
+  await readFalsePipeline(app, out, loader);
+  for (const [rel, bytes] of Object.entries(files)) t.true((await readImageFile(out, '/' + rel)).equals(bytes), rel);
+  const byPath = new Map((await describeImage(out)).rofs!.entries.map((e) => [e.path, e]));
+  t.is(byPath.get('/lib/link.so')?.target, 'small.so', 'link targets are read too');
+  t.is(byPath.get('/lib/empty')?.type, 'dir');
+
+  const buffered = path.join(dir, 'buffered.qcow2');
+  await pipeline(
+    src('**/*', { cwd: app, base: app, encoding: false, resolveSymlinks: false, dot: true }),
+    resolveManifest({ cwd: app, run: '/lib/small.so', bootstrap: false, silent: true }),
+    layoutFiles({ silent: true }),
+    writeImage({ out: buffered, loader, silent: true }),
+    new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } }),
+  );
+  t.true((await readFile(out)).equals(await readFile(buffered)), 'byte-identical to the buffered path');
+});
+
+test('src({read: false}): a file removed or changed after src listed it is a clear error, nothing at out', async (t) => {
+  const { dir, loader } = await setup(t);
+  const { app } = await readFalseApp(dir);
+  const out = path.join(dir, 'changed.qcow2');
+  const removed = path.join(app, 'lib', 'small.so');
+  await t.throwsAsync(readFalsePipeline(app, out, loader, async (f) => { if (f.path === removed) await rm(removed); }), {
+    any: true, message: /small\.so: was removed after gulp\.src listed it[\s\S]*run the build again/,
+  });
+  t.deepEqual(await leftovers(dir, 'changed.qcow2'), []);
+
+  const app2 = (await readFalseApp(dir, 'app2')).app;
+  const grown = path.join(app2, 'hello.sh');
+  await t.throwsAsync(readFalsePipeline(app2, out, loader, async (f) => { if (f.path === grown) await appendFile(grown, 'echo more\n'); }), {
+    any: true, message: /hello\.sh: changed after gulp\.src listed it \(its size was 18 bytes, now 28\)/,
+  });
+  t.deepEqual(await leftovers(dir, 'changed.qcow2'), []);
+
+  const app3 = (await readFalseApp(dir, 'app3')).app;
+  const replaced = path.join(app3, 'lib', 'big.so');
+  await t.throwsAsync(readFalsePipeline(app3, out, loader, async (f) => {
+    // Same size, new inode (written beside it, then renamed over it, as editors and builds do).
+    if (f.path === replaced) { await writeFile(replaced + '.new', randomBytes(f.stat!.size)); await rename(replaced + '.new', replaced); }
+  }), { any: true, message: /big\.so: changed after gulp\.src listed it \(it was replaced by another file\)/ });
+  t.deepEqual(await leftovers(dir, 'changed.qcow2'), []);
 });
 
 test('an error upstream (the stream before writeImage fails) leaves no temp file and nothing at out', async (t) => {

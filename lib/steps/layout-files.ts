@@ -3,7 +3,7 @@
 // rootfs/files), and adds what the image needs besides: /run/<config_set> scripts, the ROFS
 // skeleton and folders nobody provided. Files stream through in arrival order; only their
 // guest paths are remembered, so the generated entries can be decided at the end.
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { Transform } from 'node:stream';
 import { objectTransform } from 'through2';
@@ -17,7 +17,7 @@ import { syntheticStat, typeBits } from './synthetic-stat.js';
 import {
   GuestTree, SKELETON_LAYER, capstanfileGuestPaths, capstanfileLayout, compileIgnore, guestPathOf, isIgnored,
   isMetaPath, parseCapstanignore, readHostEntry, rewriteSymlinkTarget, rofsSkeleton, runScriptEntries,
-  type CapstanfileLayout, type GeneratedEntry, type GuestEntryType, type IgnoreMatcher, type IgnorePatternSource,
+  type CapstanfileLayout, type GeneratedEntry, type GuestEntryType, type IgnoreFolderMemo, type IgnoreMatcher, type IgnorePatternSource,
   type RunScriptSource,
 } from '../layout/index.js';
 
@@ -91,6 +91,8 @@ function normaliseOptions(options: LayoutFilesOptions): Settings {
 class LayoutRun {
   private manifest: Manifest | undefined;
   private matcher: IgnoreMatcher | undefined;
+  /** isIgnored's per-folder answers for `matcher` (set once, like the matcher). */
+  private readonly ignoredFolders: IgnoreFolderMemo = new Map();
   private capstanfile: CapstanfileLayout | undefined;
   private readonly tree = new GuestTree();
   /** Run configs of the packages that passed, in resolution order. */
@@ -155,7 +157,7 @@ class LayoutRun {
     const guestPath = guestPathOf(file.relative, file.path);
     // The package root itself, and /meta (Capstan parses meta/run.yaml and uploads no /meta folder).
     if (guestPath === '/' || guestPath === '/meta') return undefined;
-    const ignored = isIgnored(this.ignoreMatcher(false), guestPath);
+    const ignored = isIgnored(this.ignoreMatcher(false), guestPath, this.ignoredFolders);
     if (ignored) {
       this.count.ignored += 1;
       const why = ignored.matchedPath === guestPath ? '' : ` (inside ${ignored.matchedPath})`;
@@ -177,7 +179,7 @@ class LayoutRun {
     const targets = capstanfileGuestPaths(layout, file.path);
     let rootfsPath = targets.rootfs;
     if (rootfsPath !== undefined) {
-      const ignored = isIgnored(this.ignoreMatcher(true), rootfsPath);
+      const ignored = isIgnored(this.ignoreMatcher(true), rootfsPath, this.ignoredFolders);
       if (ignored) {
         this.count.ignored += 1;
         this.log.detail(`ignore ${rootfsPath}: pattern ${ignored.pattern}`);
@@ -231,6 +233,8 @@ class LayoutRun {
   private place(file: Vinyl, guestPath: string, layer: number, source: string): Vinyl | undefined {
     const type = entryType(file);
     if (type === 'symlink') {
+      // gulp.src with {read: false} does not read link targets: read it here.
+      if (!file.symlink && file.isNull()) file.symlink = targetOnHost(file.path) ?? null;
       if (!file.symlink) {
         throw new LayoutError('symlink has no target', { code: 'E_LAYOUT_SYMLINK_TARGET', file: file.path, hint: 'Recreate the link with a target, or remove it.' });
       }
@@ -374,10 +378,20 @@ function entryType(file: Vinyl): GuestEntryType {
   if (file.isSymbolic()) return 'symlink';
   if (file.isDirectory()) return 'directory';
   if (file.isBuffer() || file.isStream()) return 'file';
+  // gulp.src(glob, {read: false}): a regular file without contents; writeImage reads it from file.path.
+  if (typeof file.stat?.isFile === 'function' && file.stat.isFile()) return 'file';
   throw new LayoutError('file has no contents, so it cannot be placed in the image', {
     code: 'E_LAYOUT_NO_CONTENTS', file: file.path,
-    hint: 'Do not pass {read: false} to gulp.src; use {buffer: false} to stream large files instead.',
+    hint: 'Give it contents, or the `stat` of a regular file (as gulp.src with {read: false} does) so that writeImage reads it from its path.',
   });
+}
+
+function targetOnHost(file: string): string | undefined {
+  try {
+    return readlinkSync(file);
+  } catch {
+    return undefined; // not a link on the host: reported as a symlink without a target
+  }
 }
 
 function defaultMode(type: GuestEntryType): number {

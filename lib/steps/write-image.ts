@@ -14,6 +14,7 @@ import { ImageComposer } from '../image/compose.js';
 import { parseDiskSize } from '../image/size.js';
 import { stepLogger, wantsProgress, type LogOptions } from '../log.js';
 import { contentChunks, type EventStream } from './contents.js';
+import { hostFileChunks } from './host-file.js';
 import type { Manifest } from '../manifest/types.js';
 
 export interface WriteImageOptions extends LogOptions {
@@ -49,7 +50,7 @@ export function writeImage(options: WriteImageOptions): Transform {
     let shadowed = 0;
     const progress = wantsProgress() && !options.silent ? startProgress(() => `${count} entries, ${(streamed / 1048576).toFixed(0)} MiB`) : undefined;
     try {
-      for await (const { file, content } of readAhead(files, (n) => { streamed += n; })) {
+      for await (const { file, content, release } of readAhead(files, (n) => { streamed += n; })) {
         const meta = capstanOf(file);
         manifest ??= meta?.manifest;
         if (meta?.kind === 'image') { yield file; continue; }
@@ -68,7 +69,7 @@ export function writeImage(options: WriteImageOptions): Transform {
           result = composer.addSymlink(guestPath, file.symlink, entry);
         } else if (file.isDirectory()) {
           result = composer.addDirectory(guestPath, entry);
-        } else if (file.isBuffer() || file.isStream()) {
+        } else if (file.isBuffer() || content) {
           try {
             result = await composer.addFile(guestPath, content ?? file.contents as Buffer, entry);
           } catch (error) {
@@ -76,11 +77,14 @@ export function writeImage(options: WriteImageOptions): Transform {
             throw new ImageError(`could not read the file while writing the image: ${(error as Error).message}`, {
               code: 'E_READ_FAILED', file: file.path, cause: error, hint: 'Was it removed or changed during the build? Run the build again.',
             });
+          } finally {
+            await release(); // a shadowed file's content was never read: close it
           }
           if (file.isBuffer()) streamed += file.contents.length;
         } else {
           throw new ImageError('has no contents', {
-            code: 'E_NO_CONTENTS', file: file.path, hint: 'Read files with src(glob, {encoding: false}) (not read: false).',
+            code: 'E_NO_CONTENTS', file: file.path,
+            hint: 'Read files with src(glob, {encoding: false}), or with {read: false} so that writeImage reads regular files itself; a vinyl without contents needs the `stat` of a regular file.',
           });
         }
         count++;
@@ -140,29 +144,73 @@ const READ_AHEAD_BYTES = 256 * 1024;
 
 type Chunk = Uint8Array | string;
 interface Primed { chunks: Chunk[]; rest?: AsyncGenerator<Chunk> | undefined; error?: unknown }
+interface Ahead { file: Vinyl; primed?: Promise<Primed> | undefined }
+
+/**
+ * A vinyl whose data writeImage reads from `file.path` itself: null contents (src with
+ * `read: false`) and the stat of a regular file. Vinyls that describe the build (the image,
+ * the manifest, package descriptors) are never read.
+ */
+function readsFromHost(file: Vinyl): boolean {
+  if (!file.isNull() || typeof file.stat?.isFile !== 'function' || !file.stat.isFile()) return false;
+  const kind = capstanOf(file)?.kind;
+  return kind !== 'image' && !(kind && NOT_ENTRIES.has(kind));
+}
 
 /**
  * Passes files through in order, starting to read the contents of the next few stream files
  * (vinyl-fs `buffer: false`) while the current one is written: opening and reading many small
- * files one after another is latency-bound. Memory stays bounded (files × bytes above).
+ * files one after another is latency-bound. Memory stays bounded (files × bytes above). Host
+ * files (`read: false`) are read when their turn comes. `release` closes what the writer did
+ * not read (a shadowed file).
  */
-async function* readAhead(files: AsyncIterable<Vinyl>, add: (n: number) => void): AsyncGenerator<{ file: Vinyl; content?: AsyncIterable<Chunk> | undefined }> {
-  const queue: { file: Vinyl; primed?: Promise<Primed> | undefined }[] = [];
-  const take = (item: { file: Vinyl; primed?: Promise<Primed> | undefined }) => ({ file: item.file, content: item.primed ? replay(item.primed) : undefined });
+async function* readAhead(files: AsyncIterable<Vinyl>, add: (n: number) => void): AsyncGenerator<{ file: Vinyl; content?: AsyncIterable<Chunk> | undefined; release: () => Promise<void> }> {
+  const queue: Ahead[] = [];
+  const pace = pacer();
+  const take = (item: Ahead) => ({
+    file: item.file,
+    content: item.primed ? replay(item.primed) : readsFromHost(item.file) ? fromHost(item.file, add, pace) : undefined,
+    release: async () => { await dispose(item); },
+  });
   try {
     for await (const file of files) {
-      queue.push({ file, primed: file.isStream() ? prime(contentChunks(file.contents as unknown as EventStream, add), READ_AHEAD_BYTES) : undefined });
+      const primed = file.isStream() ? prime(contentChunks(file.contents as unknown as EventStream, add), READ_AHEAD_BYTES) : undefined;
+      queue.push({ file, primed });
       if (queue.length > READ_AHEAD_FILES) yield take(queue.shift()!);
     }
     while (queue.length > 0) yield take(queue.shift()!);
   } finally {
     // Stopped early (an error): release the files still being read.
-    for (const item of queue) {
-      const stream = item.file.contents as { destroy?: () => void } | null;
-      void item.primed?.then((p) => p.rest?.return(undefined));
-      stream?.destroy?.();
-    }
+    for (const item of queue) void dispose(item);
   }
+}
+
+async function dispose(item: Ahead): Promise<void> {
+  const stream = item.file.contents as { destroy?: () => void } | null;
+  stream?.destroy?.();
+  await (await item.primed)?.rest?.return(undefined);
+}
+
+/**
+ * A host file's data (read: false), read synchronously when the writer gets to it (see
+ * host-file.ts for why); a shadowed file is never opened.
+ */
+async function* fromHost(file: Vinyl, add: (n: number) => void, pace: () => Promise<void>): AsyncGenerator<Uint8Array> {
+  for (const chunk of hostFileChunks(file.path, file.stat)) {
+    add(chunk.length);
+    yield chunk;
+    await pace();
+  }
+}
+
+/** Lets the event loop run (timers, signals, other streams) at least every 20 ms of blocking reads. */
+function pacer(): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    if (performance.now() - last < 20) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    last = performance.now();
+  };
 }
 
 async function prime(source: AsyncGenerator<Chunk>, limit: number): Promise<Primed> {
