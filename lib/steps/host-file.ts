@@ -16,12 +16,20 @@ const HOST_CHUNK = 1024 * 1024;
 
 const CHANGED_HINT = 'Something changed the source tree after gulp.src listed it. Do not write into the source folder during the build, and run the build again.';
 
+/** Size of the `scratch` buffer hostFileChunks reads into. */
+export const HOST_READ_BUFFER_BYTES = HOST_CHUNK;
+
 /**
  * The bytes of the host file `path`, in chunks of at most 1 MiB, after checking it against the
  * stat src() recorded (`listed`). Nothing is opened until the first chunk is asked for, and
  * the file is closed when the iteration ends or stops. Errors are ImageErrors naming the file.
+ *
+ * With `scratch` (HOST_READ_BUFFER_BYTES long), every chunk is a view of it, valid only until
+ * the next chunk is asked for: for a consumer that copies or writes each chunk before asking
+ * for the next, this saves allocating (and page-faulting) the whole tree's size in buffers,
+ * which measured at about 40 % of the read time.
  */
-export function* hostFileChunks(path: string, listed: Partial<Stats> | null | undefined): Generator<Buffer> {
+export function* hostFileChunks(path: string, listed: Partial<Stats> | null | undefined, scratch?: Buffer): Generator<Buffer> {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -39,7 +47,7 @@ export function* hostFileChunks(path: string, listed: Partial<Stats> | null | un
     if (change) throw new ImageError(`changed after gulp.src listed it (${change})`, { code: 'E_SOURCE_CHANGED', file: path, hint: CHANGED_HINT });
     const size = now.size;
     for (let pos = 0; pos < size;) {
-      const chunk = readExactly(fd, pos, Math.min(HOST_CHUNK, size - pos), size, path);
+      const chunk = readExactly(fd, pos, Math.min(HOST_CHUNK, size - pos), size, path, scratch);
       pos += chunk.length;
       yield chunk;
     }
@@ -48,8 +56,8 @@ export function* hostFileChunks(path: string, listed: Partial<Stats> | null | un
   }
 }
 
-function readExactly(fd: number, position: number, length: number, size: number, path: string): Buffer {
-  const buffer = Buffer.allocUnsafe(length);
+function readExactly(fd: number, position: number, length: number, size: number, path: string, scratch?: Buffer): Buffer {
+  const buffer = scratch && scratch.length >= length ? scratch.subarray(0, length) : Buffer.allocUnsafe(length);
   let done = 0;
   while (done < length) {
     let bytesRead: number;

@@ -14,7 +14,7 @@ import { ImageComposer } from '../image/compose.js';
 import { parseDiskSize } from '../image/size.js';
 import { stepLogger, wantsProgress, type LogOptions } from '../log.js';
 import { contentChunks, type EventStream } from './contents.js';
-import { hostFileChunks } from './host-file.js';
+import { HOST_READ_BUFFER_BYTES, hostFileChunks } from './host-file.js';
 import type { Manifest } from '../manifest/types.js';
 
 export interface WriteImageOptions extends LogOptions {
@@ -167,9 +167,12 @@ function readsFromHost(file: Vinyl): boolean {
 async function* readAhead(files: AsyncIterable<Vinyl>, add: (n: number) => void): AsyncGenerator<{ file: Vinyl; content?: AsyncIterable<Chunk> | undefined; release: () => Promise<void> }> {
   const queue: Ahead[] = [];
   const pace = pacer();
+  // One read buffer for every host file of this stream: RofsBuilder.addFile writes each chunk
+  // into the image before it asks for the next, and files are added one at a time.
+  const scratch = Buffer.allocUnsafe(HOST_READ_BUFFER_BYTES);
   const take = (item: Ahead) => ({
     file: item.file,
-    content: item.primed ? replay(item.primed) : readsFromHost(item.file) ? fromHost(item.file, add, pace) : undefined,
+    content: item.primed ? replay(item.primed) : readsFromHost(item.file) ? fromHost(item.file, scratch, add, pace) : undefined,
     release: async () => { await dispose(item); },
   });
   try {
@@ -195,8 +198,8 @@ async function dispose(item: Ahead): Promise<void> {
  * A host file's data (read: false), read synchronously when the writer gets to it (see
  * host-file.ts for why); a shadowed file is never opened.
  */
-async function* fromHost(file: Vinyl, add: (n: number) => void, pace: () => Promise<void>): AsyncGenerator<Uint8Array> {
-  for (const chunk of hostFileChunks(file.path, file.stat)) {
+async function* fromHost(file: Vinyl, scratch: Buffer, add: (n: number) => void, pace: () => Promise<void>): AsyncGenerator<Uint8Array> {
+  for (const chunk of hostFileChunks(file.path, file.stat, scratch)) {
     add(chunk.length);
     yield chunk;
     await pace();
