@@ -74,7 +74,7 @@ function childSource(lib: string): string {
   return `
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import gulp from 'gulp';
 import { resolveManifest } from ${JSON.stringify(pathToFileURL(path.join(lib, 'steps/resolve-manifest.js')).href)};
 import { layoutFiles } from ${JSON.stringify(pathToFileURL(path.join(lib, 'steps/layout-files.js')).href)};
@@ -90,6 +90,9 @@ const read = !variant.endsWith('-noread');
 const source = () => gulp.src('**/*', { cwd: tree, base: tree, encoding: false, buffer, read, resolveSymlinks: false, dot: true });
 if (variant === 'copy') {
   await pipeline(source(), gulp.dest(out));
+} else if (variant.startsWith('src')) {
+  // src() alone, drained: what vinyl-fs costs before any step runs (nothing is written).
+  await pipeline(source(), new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } }));
 } else if (variant === 'writer') {
   // The image writer alone, fed by a plain walk of the tree (no gulp, no vinyl).
   const composer = await ImageComposer.open({ out, loader });
@@ -110,7 +113,7 @@ if (variant === 'copy') {
   );
 }
 const ms = performance.now() - started;
-process.stdout.write(JSON.stringify({ ms, maxRssMB: process.resourceUsage().maxRSS / 1024, imageBytes: statSync(out).size }) + '\\n');
+process.stdout.write(JSON.stringify({ ms, maxRssMB: process.resourceUsage().maxRSS / 1024, imageBytes: existsSync(out) ? statSync(out).size : 0 }) + '\\n');
 `;
 }
 
@@ -167,11 +170,11 @@ export async function main(): Promise<void> {
     const outDir = path.join(work, 'out');
     await mkdir(outDir);
     runTar(tree, path.join(outDir, 'warm.tar')); // warm the page cache
-    const variants = ['tar', 'copy', 'image', 'image-raw', 'image-stream', 'image-noread', 'writer'] as const;
+    const variants = ['tar', 'copy', 'src', 'src-noread', 'image', 'image-raw', 'image-stream', 'image-noread', 'writer'] as const;
     const results: Record<string, ChildResult[]> = Object.fromEntries(variants.map((v) => [v, []]));
     for (let round = 0; round < rounds; round++) {
       for (const v of variants) {
-        const out = path.join(outDir, v === 'tar' ? 'tree.tar' : v === 'copy' ? 'copy' : `app.${v}`);
+        const out = path.join(outDir, v === 'tar' ? 'tree.tar' : v === 'copy' || v.startsWith('src') ? v : `app.${v}`);
         await rm(out, { recursive: true, force: true });
         results[v]!.push(v === 'tar' ? runTar(tree, out) : runChild(v, tree, out, loader));
         await rm(out, { recursive: true, force: true });
@@ -181,6 +184,8 @@ export async function main(): Promise<void> {
     const label: Record<string, string> = {
       tar: 'tar -cf',
       copy: 'src() → dest()',
+      src: 'src() alone, drained (buffered)',
+      'src-noread': 'src({read: false}) alone, drained',
       image: 'src → resolveManifest → layoutFiles → writeImage (qcow2)',
       'image-raw': '… → writeImage (raw)',
       'image-stream': '… with src({buffer: false}) (qcow2)',
