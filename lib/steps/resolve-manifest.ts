@@ -28,6 +28,13 @@ const INPUT_BY_RELATIVE = new Map<string, ManifestInputName>(
   (Object.entries(MANIFEST_INPUT_PATHS) as Array<[ManifestInputName, string]>).map(([name, rel]) => [rel, name]),
 );
 
+/** Last names of the inputs (`package.yaml`, `Capstanfile`…). */
+const INPUT_BASENAMES = [...new Set(Object.values(MANIFEST_INPUT_PATHS).map((rel) => rel.slice(rel.lastIndexOf('/') + 1)))];
+
+function isInputName(filePath: string): boolean {
+  return INPUT_BASENAMES.some((name) => filePath.endsWith(name));
+}
+
 export function resolveManifest(options: ResolveManifestOptions = {}): Transform {
   try {
     validateManifestOptions(options);
@@ -45,7 +52,8 @@ export function resolveManifest(options: ResolveManifestOptions = {}): Transform
     for await (const file of files) {
       held.push(file);
       firstBase ??= file.base;
-      const name = INPUT_BY_RELATIVE.get(file.relative.replace(/\\/g, '/'));
+      // file.relative is a path.relative() per call: only for names an input can have.
+      const name = isInputName(file.path) ? INPUT_BY_RELATIVE.get(file.relative.replace(/\\/g, '/')) : undefined;
       if (name && !file.isDirectory()) {
         try {
           found[name] = { file, text: await readText(file) };
@@ -77,7 +85,7 @@ export function resolveManifest(options: ResolveManifestOptions = {}): Transform
     yield manifestFile(manifest);
     for (const file of held) {
       annotate(file, { kind: 'app', manifest });
-      log.detail(file.relative);
+      if (verbose) log.detail(file.relative);
       yield file;
     }
   }) as unknown as Transform;
