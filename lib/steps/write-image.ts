@@ -208,7 +208,7 @@ async function* fromHost(file: Vinyl, scratch: Buffer, add: (n: number) => void,
   }
 }
 
-/** Lets the event loop run (timers, signals, other streams) at least every 20 ms of blocking reads. */
+/** Lets the event loop run (timers, signals, other streams) once 20 ms of blocking reads have passed (checked after each chunk). */
 function pacer(): () => Promise<void> {
   let last = performance.now();
   return async () => {
