@@ -12,7 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -153,6 +153,32 @@ function runTar(tree: string, out: string): ChildResult {
   return { ms: performance.now() - t0, maxRssMB: NaN };
 }
 
+/**
+ * OSv's own ROFS writer, when OSV_SRC points to an OSv checkout (nothing of OSv is in this
+ * repository): `scripts/gen-rofs-img.py` on a manifest of the same tree. It writes only the
+ * ROFS volume (no loader, no qcow2), so it is a generous baseline.
+ */
+async function osvPythonRunner(osvSrc: string, tree: string, work: string): Promise<(out: string) => ChildResult> {
+  const script = path.join(osvSrc, 'scripts', 'gen-rofs-img.py');
+  const manifest = path.join(work, 'osv-usr.manifest');
+  const lines: string[] = [];
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const r = `${rel}/${e.name}`;
+      if (e.isDirectory()) await walk(path.join(dir, e.name), r);
+      else lines.push(`${r}: ${path.join(dir, e.name)}`);
+    }
+  };
+  await walk(tree, '');
+  await writeFile(manifest, lines.join('\n') + '\n');
+  return (out) => {
+    const t0 = performance.now();
+    const r = spawnSync('python3', [script, '-o', out, '-m', manifest], { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) throw new Error(`gen-rofs-img.py failed: ${r.stderr}`);
+    return { ms: performance.now() - t0, maxRssMB: NaN };
+  };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
@@ -170,13 +196,14 @@ export async function main(): Promise<void> {
     const outDir = path.join(work, 'out');
     await mkdir(outDir);
     runTar(tree, path.join(outDir, 'warm.tar')); // warm the page cache
-    const variants = ['tar', 'copy', 'src', 'src-noread', 'image', 'image-raw', 'image-stream', 'image-noread', 'writer'] as const;
+    const osvPython = process.env.OSV_SRC ? await osvPythonRunner(process.env.OSV_SRC, tree, work) : undefined;
+    const variants = ['tar', 'copy', 'src', 'src-noread', 'image', 'image-raw', 'image-stream', 'image-noread', 'writer', ...(osvPython ? ['osv-python'] : [])];
     const results: Record<string, ChildResult[]> = Object.fromEntries(variants.map((v) => [v, []]));
     for (let round = 0; round < rounds; round++) {
       for (const v of variants) {
         const out = path.join(outDir, v === 'tar' ? 'tree.tar' : v === 'copy' || v.startsWith('src') ? v : `app.${v}`);
         await rm(out, { recursive: true, force: true });
-        results[v]!.push(v === 'tar' ? runTar(tree, out) : runChild(v, tree, out, loader));
+        results[v]!.push(v === 'tar' ? runTar(tree, out) : v === 'osv-python' ? osvPython!(out) : runChild(v, tree, out, loader));
         await rm(out, { recursive: true, force: true });
       }
     }
@@ -191,6 +218,7 @@ export async function main(): Promise<void> {
       'image-stream': '… with src({buffer: false}) (qcow2)',
       'image-noread': '… with src({read: false}), writeImage reads (qcow2)',
       writer: 'ImageComposer alone, plain fs walk, no gulp (qcow2)',
+      'osv-python': "OSv's gen-rofs-img.py, ROFS volume only (OSV_SRC)",
     };
     console.log(`\n10,000 files / 200 MB, median of ${rounds} alternating rounds (warm cache, ${os.cpus().length} CPUs; pipelines run as ${children.mode}):`);
     for (const v of variants) {
