@@ -36,6 +36,17 @@ export interface RuntimeDefinition {
 // Common part of every template (CommonRuntime.GetYamlTemplate). Capstan's template ends with an
 // active `base: "<package-name>:<config_set>"` line, which its own validation rejects next to
 // java/node/python fields; ours keeps that line commented out so a fresh template parses.
+/** The `args` block the java, node and python templates share (as in Capstan). */
+const ARGS_TEMPLATE = `
+# OPTIONAL
+# A list of command line args used by the application.
+# Example value: args:
+#                   - argument1
+#                   - argument2
+args:
+   - <list>
+`;
+
 const COMMON_TEMPLATE = `
 # OPTIONAL
 # Environment variables.
@@ -100,15 +111,7 @@ xmx: <value>
 #                   - -Dhadoop.log.dir=/hdfs/logs
 jvm_args:
    - <list>
-
-# OPTIONAL
-# A list of command line args used by the application.
-# Example value: args:
-#                   - argument1
-#                   - argument2
-args:
-   - <list>
-` + COMMON_TEMPLATE,
+` + ARGS_TEMPLATE + COMMON_TEMPLATE,
   },
   node: {
     name: 'node',
@@ -130,15 +133,7 @@ main: <filepath>
 #                   - --require module1
 node_args:
    - <list>
-
-# OPTIONAL
-# A list of command line args used by the application.
-# Example value: args:
-#                   - argument1
-#                   - argument2
-args:
-   - <list>
-
+` + ARGS_TEMPLATE + `
 # OPTIONAL
 # Set to true to only run node shell. Note that "main" and "args" will then be ignored.
 shell: false
@@ -164,15 +159,7 @@ main: <filepath>
 #                   - -O
 python_args:
    - <list>
-
-# OPTIONAL
-# A list of command line args used by the application.
-# Example value: args:
-#                   - argument1
-#                   - argument2
-args:
-   - <list>
-` + COMMON_TEMPLATE,
+` + ARGS_TEMPLATE + COMMON_TEMPLATE,
   },
 };
 
