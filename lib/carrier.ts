@@ -19,6 +19,9 @@ export type EntryKind =
   /** The disk image writeImage emits. */
   | 'image';
 
+/** Kinds that describe the build rather than being files of the image. */
+export const BUILD_KINDS: ReadonlySet<EntryKind> = new Set<EntryKind>(['manifest', 'package']);
+
 /** A package as it travels: which one, and where it stands in the resolution order. */
 export interface PackageRef {
   name: string;

@@ -30,3 +30,11 @@ export function stepLogger(step: string, options: LogOptions = {}): StepLogger {
 export function wantsProgress(stream: NodeJS.WriteStream = process.stderr): boolean {
   return Boolean(stream.isTTY) && !process.env.CI;
 }
+
+/** `1.5 MiB`-style sizes for summary lines. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1048576) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1073741824) return `${(n / 1048576).toFixed(1)} MiB`;
+  return `${(n / 1073741824).toFixed(2)} GiB`;
+}

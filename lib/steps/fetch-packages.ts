@@ -8,7 +8,7 @@ import { objectTransform } from 'through2';
 import Vinyl from 'vinyl';
 import { annotate, capstanOf, type PackageRef } from '../carrier.js';
 import { toPluginError } from '../errors.js';
-import { stepLogger, type LogOptions } from '../log.js';
+import { formatBytes, stepLogger, type LogOptions } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
 import { readLocalPackage, resolveLocalPackages, type LocalPackage } from '../repository/local.js';
 import type { MpmMember } from '../repository/mpm.js';
@@ -76,8 +76,4 @@ function memberFile(pkg: LocalPackage, member: MpmMember, ref: PackageRef, manif
   if (member.type === 'symlink') file.symlink = member.linkname!;
   annotate(file, { kind: 'package-file', package: ref, manifest, layer: ref.layer });
   return file;
-}
-
-function formatBytes(n: number): string {
-  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 }

@@ -1,0 +1,109 @@
+// Reading the contents of the files writeImage consumes, in order, without waiting on each
+// one: the next few stream contents (vinyl-fs `buffer: false`) are read ahead while the current
+// file is written, and host files (`read: false`) are read when their turn comes.
+import type Vinyl from 'vinyl';
+import { BUILD_KINDS, capstanOf } from '../carrier.js';
+import { contentChunks, type EventStream } from './contents.js';
+import { HOST_READ_BUFFER_BYTES, hostFileChunks } from './host-file.js';
+
+/** Stream contents being read ahead: at most this many files … */
+const READ_AHEAD_FILES = 8;
+/** … and this many bytes of each before the writer gets to it. */
+const READ_AHEAD_BYTES = 256 * 1024;
+
+type Chunk = Uint8Array | string;
+interface Primed { chunks: Chunk[]; rest?: AsyncGenerator<Chunk> | undefined; error?: unknown }
+interface Ahead { file: Vinyl; primed?: Promise<Primed> | undefined }
+
+/**
+ * A vinyl whose data writeImage reads from `file.path` itself: null contents (src with
+ * `read: false`) and the stat of a regular file. Vinyls that describe the build (the image,
+ * the manifest, package descriptors) are never read.
+ */
+function readsFromHost(file: Vinyl): boolean {
+  if (!file.isNull() || typeof file.stat?.isFile !== 'function' || !file.stat.isFile()) return false;
+  const kind = capstanOf(file)?.kind;
+  return kind !== 'image' && !(kind && BUILD_KINDS.has(kind));
+}
+
+/**
+ * Passes files through in order, starting to read the contents of the next few stream files
+ * (vinyl-fs `buffer: false`) while the current one is written: opening and reading many small
+ * files one after another is latency-bound. Memory stays bounded (files × bytes above). Host
+ * files (`read: false`) are read when their turn comes. `release` closes what the writer did
+ * not read (a shadowed file).
+ */
+export async function* readAhead(files: AsyncIterable<Vinyl>, add: (n: number) => void): AsyncGenerator<{ file: Vinyl; content?: AsyncIterable<Chunk> | undefined; release: () => Promise<void> }> {
+  const queue: Ahead[] = [];
+  const pace = pacer();
+  // One read buffer for every host file of this stream: RofsBuilder.addFile writes each chunk
+  // into the image before it asks for the next, and files are added one at a time.
+  const scratch = Buffer.allocUnsafe(HOST_READ_BUFFER_BYTES);
+  const take = (item: Ahead) => ({
+    file: item.file,
+    content: item.primed ? replay(item.primed) : readsFromHost(item.file) ? fromHost(item.file, scratch, add, pace) : undefined,
+    release: async () => { await dispose(item); },
+  });
+  try {
+    for await (const file of files) {
+      const primed = file.isStream() ? prime(contentChunks(file.contents as unknown as EventStream, add), READ_AHEAD_BYTES) : undefined;
+      queue.push({ file, primed });
+      if (queue.length > READ_AHEAD_FILES) yield take(queue.shift()!);
+    }
+    while (queue.length > 0) yield take(queue.shift()!);
+  } finally {
+    // Stopped early (an error): release the files still being read.
+    for (const item of queue) void dispose(item);
+  }
+}
+
+async function dispose(item: Ahead): Promise<void> {
+  const stream = item.file.contents as { destroy?: () => void } | null;
+  stream?.destroy?.();
+  await (await item.primed)?.rest?.return(undefined);
+}
+
+/**
+ * A host file's data (read: false), read synchronously when the writer gets to it (see
+ * host-file.ts for why); a shadowed file is never opened.
+ */
+async function* fromHost(file: Vinyl, scratch: Buffer, add: (n: number) => void, pace: () => Promise<void>): AsyncGenerator<Uint8Array> {
+  for (const chunk of hostFileChunks(file.path, file.stat, scratch)) {
+    add(chunk.length);
+    yield chunk;
+    await pace();
+  }
+}
+
+/** Lets the event loop run (timers, signals, other streams) once 20 ms of blocking reads have passed (checked after each chunk). */
+function pacer(): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    if (performance.now() - last < 20) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    last = performance.now();
+  };
+}
+
+async function prime(source: AsyncGenerator<Chunk>, limit: number): Promise<Primed> {
+  const chunks: Chunk[] = [];
+  let n = 0;
+  try {
+    while (n < limit) {
+      const r = await source.next();
+      if (r.done) return { chunks };
+      chunks.push(r.value);
+      n += r.value.length;
+    }
+    return { chunks, rest: source };
+  } catch (error) {
+    return { chunks, error };
+  }
+}
+
+async function* replay(primed: Promise<Primed>): AsyncGenerator<Chunk> {
+  const { chunks, rest, error } = await primed;
+  for (const chunk of chunks) yield chunk;
+  if (error !== undefined) throw error;
+  if (rest) yield* rest;
+}
