@@ -242,3 +242,43 @@ test('a stream error from disk input names the host file', async (t) => {
   const dir = await tempDir(t, { 'meta/run.yaml': 'runtime: native\nconfig_set:\n  a:\n    bootcmd: x\n    env: {K: "a b"}\n' });
   await t.throwsAsync(runSteps([], resolveManifest({ ...silent, cwd: dir })), { any: true, message: new RegExp(`^${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/meta/run\\.yaml:5:14: spaces not allowed`) });
 });
+
+// Bounded holding: past `hold`, the manifest is resolved from the stream so far and the disk,
+// and files stream on; a later input must agree with what was used.
+test('past the hold limit files stream on; a late input equal to the disk copy is accepted', async (t) => {
+  const dir = await tempDir(t, { 'meta/run.yaml': runYaml('/late.so') });
+  const files = [1, 2, 3, 4, 5].map((i) => vinylFile(dir, `f${i}.txt`, `${i}`));
+  files.push(vinylFile(dir, 'meta/run.yaml', runYaml('/late.so')));
+  const out = await runSteps(files, resolveManifest({ ...silent, hold: { files: 2 } }));
+  t.is(manifestOf(out).bootCommand, 'runscript /run/app;');
+  t.deepEqual(out.slice(1).map((f) => f.relative), ['f1.txt', 'f2.txt', 'f3.txt', 'f4.txt', 'f5.txt', path.join('meta', 'run.yaml')]);
+  t.true(out.slice(1).every((f) => capstanOf(f)?.manifest === manifestOf(out)));
+});
+
+test('an input that arrives after the manifest was resolved, and differs, fails the build', async (t) => {
+  const dir = await tempDir(t); // nothing on disk: the stream's run.yaml comes too late
+  const files = [vinylFile(dir, 'a.txt', 'a'), vinylFile(dir, 'b.txt', 'b'), vinylFile(dir, 'c.txt', 'c'), vinylFile(dir, 'meta/run.yaml', runYaml('/x.so'))];
+  const error = await t.throwsAsync(runSteps(files, resolveManifest({ ...silent, hold: { files: 1 } })), { any: true, message: /meta\/run\.yaml came down the stream after \d+ files/ }) as Error;
+  t.regex(error.message, /hold: \{files: Infinity/);
+});
+
+test('the byte limit counts buffered contents; Infinity holds everything', async (t) => {
+  const dir = await tempDir(t);
+  const big = vinylFile(dir, 'big.bin', Buffer.alloc(4096));
+  const late = () => vinylFile(dir, 'meta/run.yaml', runYaml('/x.so'));
+  await t.throwsAsync(runSteps([big.clone(), late()], resolveManifest({ ...silent, hold: { bytes: 1024 } })), { any: true, message: /came down the stream after/ });
+  const out = await runSteps([big.clone(), late()], resolveManifest({ ...silent, hold: { files: Infinity, bytes: Infinity } }));
+  t.is(manifestOf(out).bootCommand, 'runscript /run/app;');
+});
+
+test('by default a stream of a few hundred files still waits for an input at its end', async (t) => {
+  const dir = await tempDir(t);
+  const files = Array.from({ length: 300 }, (_, i) => vinylFile(dir, `d/f${i}`, 'x'));
+  files.push(vinylFile(dir, 'meta/run.yaml', runYaml('/x.so')));
+  const out = await runSteps(files, resolveManifest(silent));
+  t.is(manifestOf(out).bootCommand, 'runscript /run/app;');
+});
+
+test('hold must be numbers', (t) => {
+  t.throws(() => resolveManifest({ hold: { files: -1 } }), { any: true, message: /`hold` must be/ });
+});

@@ -1,13 +1,19 @@
 // resolveManifest: reads the application's Capstan inputs (meta/package.yaml, meta/run.yaml,
 // Capstanfile, .capstanignore) from the stream, else from disk, and emits one manifest vinyl
-// first, then every file it held back, each annotated with the same manifest.
+// first, then every file, each annotated with the same manifest.
+//
+// The inputs may come anywhere in the stream, so files are held back until the manifest is
+// known — but only up to a limit (`hold`), so memory does not grow with the tree and later
+// steps start while gulp.src is still reading. Past the limit the manifest is resolved from
+// what the stream gave so far and the package root on disk; an input that arrives after that
+// must say the same as what was used, or the build fails (never a silently different image).
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, type Transform } from 'node:stream';
 import { objectTransform } from 'through2';
 import Vinyl from 'vinyl';
 import { annotate } from '../carrier.js';
-import { toPluginError } from '../errors.js';
+import { ManifestError, toPluginError } from '../errors.js';
 import { stepLogger, type LogOptions } from '../log.js';
 import { contentChunks, type EventStream } from './contents.js';
 import { assembleManifest, validateManifestOptions, type ManifestInputs, type ManifestOptions } from '../manifest/assemble.js';
@@ -20,7 +26,15 @@ export interface ResolveManifestOptions extends ManifestOptions, LogOptions {
    * file that is an input, else of the first file, else process.cwd().
    */
   cwd?: string | undefined;
+  /**
+   * How much to hold back while waiting for inputs in the stream: at most `files` files and
+   * `bytes` bytes of buffered contents (default 1000 files, 32 MiB). `Infinity` for both holds
+   * everything until the stream ends.
+   */
+  hold?: { files?: number | undefined; bytes?: number | undefined } | undefined;
 }
+
+const DEFAULT_HOLD = { files: 1000, bytes: 32 * 1024 * 1024 };
 
 export const MANIFEST_FILE_NAME = 'capstan-manifest.json';
 
@@ -38,57 +52,114 @@ function isInputName(filePath: string): boolean {
 export function resolveManifest(options: ResolveManifestOptions = {}): Transform {
   try {
     validateManifestOptions(options);
+    validateHold(options.hold);
   } catch (error) {
     throw toPluginError(error);
   }
-  const { cwd, verbose, silent, ...manifestOptions } = options;
+  const { cwd, verbose, silent, hold, ...manifestOptions } = options;
+  const limits = { ...DEFAULT_HOLD, ...definedOnly(hold ?? {}) };
   const log = stepLogger('resolveManifest', { verbose, silent });
 
   return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
     // Per stream, never per module: two builds in one process must not share state.
-    const held: Vinyl[] = [];
+    let held: Vinyl[] = [];
+    let heldBytes = 0;
     const found: Partial<Record<ManifestInputName, { file: Vinyl; text: string }>> = {};
     let firstBase: string | undefined;
+    let resolved: { manifest: Manifest; inputs: ManifestInputs } | undefined;
+    let passed = 0;
+
+    const resolve = async (early: boolean) => {
+      try {
+        const inputBase = Object.values(found)[0]?.file.base;
+        const root = path.resolve(cwd ?? inputBase ?? firstBase ?? process.cwd());
+        const inputs: ManifestInputs = { root };
+        for (const name of Object.keys(MANIFEST_INPUT_PATHS) as ManifestInputName[]) {
+          const inStream = found[name];
+          inputs[name] = inStream ? { text: inStream.text, file: inStream.file.path } : await readInputFile(root, name);
+        }
+        const manifest = assembleManifest(inputs, manifestOptions, {
+          pathKind: hostPathKind,
+          onWarning: (w) => log.warn(`${w.file}${w.line !== undefined ? `:${w.line}:${w.column ?? 1}` : ''}: ${w.message}${w.hint ? ` (${w.hint})` : ''}`),
+        });
+        // The summary comes before the files go on, so the log follows the pipeline's order.
+        log.summary(summaryOf(manifest, early ? `${held.length} files held, the rest streamed` : `${held.length} files`));
+        return { manifest, inputs };
+      } catch (error) {
+        throw toPluginError(error);
+      }
+    };
+    const release = function* (manifest: Manifest): Generator<Vinyl> {
+      yield manifestFile(manifest);
+      for (const file of held) yield pass(file, manifest);
+      held = [];
+    };
+    const pass = (file: Vinyl, manifest: Manifest): Vinyl => {
+      annotate(file, { kind: 'app', manifest });
+      passed++;
+      if (verbose) log.detail(file.relative);
+      return file;
+    };
+
     for await (const file of files) {
-      held.push(file);
       firstBase ??= file.base;
       // file.relative is a path.relative() per call: only for names an input can have.
       const name = isInputName(file.path) ? INPUT_BY_RELATIVE.get(file.relative.replace(/\\/g, '/')) : undefined;
       if (name && !file.isDirectory()) {
+        let text: string;
         try {
-          found[name] = { file, text: await readText(file) };
+          text = await readText(file);
         } catch (error) {
           throw toPluginError(error, file.path);
         }
+        if (resolved) checkLateInput(name, file, text, resolved.inputs, passed);
+        else found[name] = { file, text };
+      }
+      if (resolved) { yield pass(file, resolved.manifest); continue; }
+      held.push(file);
+      if (file.isBuffer()) heldBytes += file.contents.length;
+      if (held.length > limits.files || heldBytes > limits.bytes) {
+        resolved = await resolve(true);
+        yield* release(resolved.manifest);
       }
     }
-
-    let manifest: Manifest;
-    try {
-      const inputBase = Object.values(found)[0]?.file.base;
-      const root = path.resolve(cwd ?? inputBase ?? firstBase ?? process.cwd());
-      const inputs: ManifestInputs = { root };
-      for (const name of Object.keys(MANIFEST_INPUT_PATHS) as ManifestInputName[]) {
-        const inStream = found[name];
-        inputs[name] = inStream ? { text: inStream.text, file: inStream.file.path } : await readInputFile(root, name);
-      }
-      manifest = assembleManifest(inputs, manifestOptions, {
-        pathKind: hostPathKind,
-        onWarning: (w) => log.warn(`${w.file}${w.line !== undefined ? `:${w.line}:${w.column ?? 1}` : ''}: ${w.message}${w.hint ? ` (${w.hint})` : ''}`),
-      });
-    } catch (error) {
-      throw toPluginError(error);
-    }
-
-    // The summary comes before the files go on, so the log follows the pipeline's order.
-    log.summary(summaryOf(manifest, held.length));
-    yield manifestFile(manifest);
-    for (const file of held) {
-      annotate(file, { kind: 'app', manifest });
-      if (verbose) log.detail(file.relative);
-      yield file;
+    if (!resolved) {
+      resolved = await resolve(false);
+      yield* release(resolved.manifest);
     }
   }) as unknown as Transform;
+}
+
+/**
+ * An input that arrives after the manifest was resolved early: fine when it says what was
+ * used (the usual case: gulp.src read the same file that was read from disk), an error when
+ * it does not, since the files before it were laid out with the other manifest.
+ */
+function checkLateInput(name: ManifestInputName, file: Vinyl, text: string, used: ManifestInputs, passed: number): void {
+  const before = used[name];
+  if (before?.text === text) return;
+  const rel = MANIFEST_INPUT_PATHS[name];
+  throw toPluginError(new ManifestError(
+    `${rel} came down the stream after ${passed} files had gone on with a manifest ${before ? `read from ${before.file}, which says something else` : `made without it (there is none in ${used.root})`}`,
+    {
+      code: 'E_MANIFEST_INPUT_LATE', file: file.path,
+      hint: `Let the meta files come first (e.g. src(['${rel}', '**/*'], …)), or let resolveManifest wait longer: resolveManifest({hold: {files: Infinity, bytes: Infinity}}).`,
+    },
+  ), file.path);
+}
+
+function validateHold(hold: ResolveManifestOptions['hold']): void {
+  if (hold === undefined) return;
+  const ok = (v: unknown) => v === undefined || (typeof v === 'number' && v >= 0 && !Number.isNaN(v));
+  if (typeof hold !== 'object' || hold === null || !ok(hold.files) || !ok(hold.bytes)) {
+    throw new ManifestError('`hold` must be {files?: number, bytes?: number} with non-negative numbers', {
+      code: 'E_OPTION', file: 'resolveManifest options', hint: 'e.g. hold: {files: 5000, bytes: 64 * 1024 * 1024}, or Infinity to hold everything.',
+    });
+  }
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** The one vinyl that carries the manifest (kind 'manifest'); its JSON is for humans and dest(). */
@@ -117,7 +188,7 @@ async function readText(file: Vinyl): Promise<string> {
   return readFile(file.path, 'utf8');
 }
 
-function summaryOf(m: Manifest, files: number): string {
+function summaryOf(m: Manifest, files: string): string {
   const parts = [
     `package ${m.package.name}${m.sources?.packageYaml ? '' : ' (no meta/package.yaml: Capstan default)'}`,
   ];
@@ -126,6 +197,6 @@ function summaryOf(m: Manifest, files: number): string {
   parts.push(`boot "${m.bootCommand}" (${m.bootSource})`);
   parts.push(`require ${m.require.join(', ') || 'nothing'}`);
   if (m.ignore.length) parts.push(`${m.ignore.length} ignore patterns`);
-  parts.push(`${files} files`);
+  parts.push(files);
   return parts.join('; ');
 }
