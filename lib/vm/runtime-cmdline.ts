@@ -2,6 +2,8 @@
 // over `boot` config sets (`runscript /run/<name>;` each), and every env entry is prepended as
 // `--env=K=V ` (a hard set). Like Capstan, keys and values may not contain spaces.
 import { VmError } from '../errors.js';
+import { hardEnvPrefix } from '../manifest/boot-scripts.js';
+import { runscriptCommand } from '../manifest/boot-command.js';
 
 export interface RuntimeCmdlineOptions {
   /** A whole command line (Capstan's `-e`). */
@@ -21,9 +23,9 @@ export function runtimeCmdline(options: RuntimeCmdlineOptions, imageCmdline = ''
   const env = envEntries(options.env);
   let command: string | undefined;
   if (options.execute !== undefined && options.execute !== '') command = options.execute;
-  else if (options.boot && options.boot.length > 0) command = options.boot.map((b) => `runscript /run/${b.trim()};`).join('');
+  else if (options.boot && options.boot.length > 0) command = runscriptCommand(options.boot);
   if (command === undefined && env.length === 0) return undefined;
-  return env.map(([k, v]) => `--env=${k}=${v} `).join('') + (command ?? imageCmdline);
+  return hardEnvPrefix(Object.fromEntries(env)) + (command ?? imageCmdline);
 }
 
 function envEntries(env: RuntimeCmdlineOptions['env']): Array<[string, string]> {
