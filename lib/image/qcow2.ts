@@ -353,6 +353,16 @@ export function decodeQcow2Header(bytes: Buffer, file: string): Qcow2Header {
   };
 }
 
+/** A qcow2 image open for reading. */
+export interface Qcow2Reader extends DiskImageReader {
+  readonly header: Qcow2Header;
+  /**
+   * Where virtual byte `offset` lives in this file, when its cluster is allocated here
+   * (undefined when it is unallocated, zero, or comes from the backing file).
+   */
+  hostOffset(offset: number): Promise<number | undefined>;
+}
+
 /**
  * Opens a qcow2 image for reading. `openBacking` opens the backing image (path resolved
  * against the image's folder) when the header names one; without it, unallocated clusters
@@ -361,7 +371,7 @@ export function decodeQcow2Header(bytes: Buffer, file: string): Qcow2Header {
 export async function openQcow2(
   file: string,
   openBacking?: (backingPath: string, format: string | undefined) => Promise<DiskImageReader>,
-): Promise<DiskImageReader & { header: Qcow2Header }> {
+): Promise<Qcow2Reader> {
   const fh = await open(file, 'r');
   try {
     const head = Buffer.alloc(CLUSTER);
@@ -390,7 +400,19 @@ export async function openQcow2(
       }
       return table;
     };
-    const reader: DiskImageReader & { header: Qcow2Header } = {
+    /** The cluster's L2 entry (0n when unallocated); compressed clusters are refused. */
+    const l2Entry = async (index: number): Promise<bigint> => {
+      const table = await l2Table(Math.floor(index / l2Entries));
+      const entry = table ? table.readBigUInt64BE((index % l2Entries) * 8) : 0n;
+      if (entry & OFLAG_COMPRESSED) {
+        throw new ImageError(`this qcow2 image has compressed clusters (at virtual offset ${index * cluster}), which we cannot read`, {
+          code: 'E_QCOW2_COMPRESSED', file, hint: 'Convert it without compression: qemu-img convert -O qcow2 in.qcow2 out.qcow2 (or -O raw).',
+        });
+      }
+      const zeroFlag = header.version === 3 && (entry & 1n) === 1n;
+      return zeroFlag ? 1n : entry; // 1n: reads as zeros, never from the backing file
+    };
+    const reader: Qcow2Reader = {
       path: file,
       format: 'qcow2',
       virtualSize: header.size,
@@ -403,23 +425,21 @@ export async function openQcow2(
           const index = Math.floor(pos / cluster);
           const within = pos - index * cluster;
           const n = Math.min(cluster - within, end - pos);
-          const table = await l2Table(Math.floor(index / l2Entries));
-          const entry = table ? table.readBigUInt64BE((index % l2Entries) * 8) : 0n;
-          if (entry & OFLAG_COMPRESSED) {
-            throw new ImageError(`this qcow2 image has compressed clusters (at virtual offset ${index * cluster}), which we cannot read`, {
-              code: 'E_QCOW2_COMPRESSED', file, hint: 'Convert it without compression: qemu-img convert -O qcow2 in.qcow2 out.qcow2 (or -O raw).',
-            });
-          }
+          const entry = await l2Entry(index);
           const host = Number(entry & L2_OFFSET_MASK);
-          const zeroFlag = header.version === 3 && (entry & 1n) === 1n;
-          if (host && !zeroFlag) {
+          if (host) {
             await fh.read(out, pos - offset, n, host + within);
-          } else if (!zeroFlag && backing) {
+          } else if (entry !== 1n && backing) {
             (await backing.read(pos, n)).copy(out, pos - offset);
           }
           pos += n;
         }
         return out;
+      },
+      async hostOffset(offset: number): Promise<number | undefined> {
+        const index = Math.floor(offset / cluster);
+        const host = Number((await l2Entry(index)) & L2_OFFSET_MASK);
+        return host ? host + (offset - index * cluster) : undefined;
       },
       async close() {
         await fh.close();

@@ -6,7 +6,7 @@
 import { open } from 'node:fs/promises';
 import { CMDLINE_OFFSET, decodeCmdline, encodeCmdlineArea } from '../image/cmdline.js';
 import { createQcow2Overlay, openDiskImage, type DiskFormat } from '../image/disk.js';
-import { decodeQcow2Header } from '../image/qcow2.js';
+import { openQcow2 } from '../image/qcow2.js';
 import { VmError } from '../errors.js';
 
 const FIRST_32K = 32768;
@@ -35,19 +35,10 @@ export async function readDiskCmdline(file: string, format?: DiskFormat): Promis
 
 /** The backing file an overlay names (absolute, as we write it). */
 export async function overlayBackingFile(overlay: string): Promise<string | undefined> {
-  const fh = await open(overlay, 'r');
-  try {
-    const head = Buffer.alloc(65536);
-    await fh.read(head, 0, head.length, 0);
-    return decodeQcow2Header(head, overlay).backingFile;
-  } finally {
-    await fh.close();
-  }
+  const reader = await openQcow2(overlay);
+  await reader.close();
+  return reader.header.backingFile;
 }
-
-const L1_OFFSET_MASK = 0x00fffffffffffe00n;
-const L2_OFFSET_MASK = 0x00fffffffffffe00n;
-const OFLAG_COMPRESSED = 1n << 62n;
 
 /**
  * Rewrites the command line of an existing overlay in place. Works when cluster 0 is allocated
@@ -55,28 +46,23 @@ const OFLAG_COMPRESSED = 1n << 62n;
  */
 export async function patchOverlayCmdline(overlay: string, cmdline: string): Promise<void> {
   const area = encodeCmdlineArea(cmdline);
+  const reader = await openQcow2(overlay);
+  let host: number | undefined;
+  try {
+    // The whole area must be in the one cluster the overlay holds.
+    if (2 ** reader.header.clusterBits >= FIRST_32K) host = await reader.hostOffset(CMDLINE_OFFSET);
+  } finally {
+    await reader.close();
+  }
+  if (host === undefined) {
+    throw new VmError('cannot rewrite the command line of this instance disk: its first cluster is not in the overlay', {
+      code: 'E_VM_OVERLAY', file: overlay,
+      hint: 'The overlay was not made by gulp-capstan. Delete the instance (deleteInstance) and boot again.',
+    });
+  }
   const fh = await open(overlay, 'r+');
   try {
-    const head = Buffer.alloc(65536);
-    await fh.read(head, 0, head.length, 0);
-    const header = decodeQcow2Header(head, overlay);
-    const l1 = Buffer.alloc(8);
-    await fh.read(l1, 0, 8, header.l1Offset);
-    const l2Offset = Number(l1.readBigUInt64BE(0) & L1_OFFSET_MASK);
-    let host = 0;
-    if (header.l1Size > 0 && l2Offset) {
-      const l2 = Buffer.alloc(8);
-      await fh.read(l2, 0, 8, l2Offset);
-      const entry = l2.readBigUInt64BE(0);
-      if (!(entry & OFLAG_COMPRESSED)) host = Number(entry & L2_OFFSET_MASK);
-    }
-    if (!host || 2 ** header.clusterBits < FIRST_32K) {
-      throw new VmError('cannot rewrite the command line of this instance disk: its first cluster is not in the overlay', {
-        code: 'E_VM_OVERLAY', file: overlay,
-        hint: 'The overlay was not made by gulp-capstan. Delete the instance (deleteInstance) and boot again.',
-      });
-    }
-    await fh.write(area, 0, area.length, host + CMDLINE_OFFSET);
+    await fh.write(area, 0, area.length, host);
   } finally {
     await fh.close();
   }
