@@ -4,6 +4,7 @@
 // literal). A matched folder is skipped with its contents, so a path is ignored when it or
 // any of its ancestors matches.
 import { LayoutError } from '../errors.js';
+import { capstanignoreLines } from '../manifest/capstanignore.js';
 
 /** Patterns Capstan always applies to application files (capstan-behaviour.md §2.4). */
 export const CAPSTAN_DEFAULT_IGNORES: readonly string[] = Object.freeze([
@@ -43,14 +44,7 @@ export interface IgnoreMatch {
  * trimmed, blank lines and `#` comments skipped.
  */
 export function parseCapstanignore(text: string, file?: string): IgnorePatternSource[] {
-  const out: IgnorePatternSource[] = [];
-  const lines = text.split(/\r?\n/);
-  for (const [index, raw] of lines.entries()) {
-    const pattern = raw.trim();
-    if (pattern === '' || pattern.startsWith('#')) continue;
-    out.push({ pattern, file, line: index + 1, column: raw.indexOf(pattern) + 1 });
-  }
-  return out;
+  return capstanignoreLines(text, file);
 }
 
 /** Capstan's pattern → regular expression source rewrite (transformCapstanignoreToRegex). */
