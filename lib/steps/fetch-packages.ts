@@ -13,7 +13,7 @@ import type { Manifest } from '../manifest/types.js';
 import { readLocalPackage, resolveLocalPackages, type LocalPackage } from '../repository/local.js';
 import type { MpmMember } from '../repository/mpm.js';
 import { capstanRoot } from '../repository/root.js';
-import { syntheticStat, typeBits } from './synthetic-stat.js';
+import { syntheticStat, typeBits } from '../vinyl/synthetic-stat.js';
 
 export interface FetchPackagesOptions extends LogOptions {
   /** Capstan root holding `packages/` (default $CAPSTAN_ROOT, else ~/.capstan). */

@@ -10,7 +10,7 @@ import type Vinyl from 'vinyl';
 import { LayoutError, toPluginError } from '../errors.js';
 import { stepLogger, type LogOptions } from '../log.js';
 import { compileIgnore } from '../layout/index.js';
-import { LayoutRun, type LayoutSettings } from './layout-run.js';
+import { LayoutRun, type LayoutSettings } from '../layout/run.js';
 
 export interface LayoutFilesOptions extends LogOptions {
   /**

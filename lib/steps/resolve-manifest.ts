@@ -15,7 +15,7 @@ import Vinyl from 'vinyl';
 import { annotate } from '../carrier.js';
 import { ManifestError, toPluginError } from '../errors.js';
 import { stepLogger, type LogOptions } from '../log.js';
-import { contentChunks, type EventStream } from './contents.js';
+import { contentChunks, type EventStream } from '../vinyl/contents.js';
 import { assembleManifest, validateManifestOptions, type ManifestInputs, type ManifestOptions } from '../manifest/assemble.js';
 import { hostPathKind, MANIFEST_INPUT_PATHS, readInputFile, type ManifestInputName } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';

@@ -13,7 +13,7 @@ import { checkCmdline } from '../image/cmdline.js';
 import { ImageComposer } from '../image/compose.js';
 import { parseDiskSize } from '../image/size.js';
 import { formatBytes, stepLogger, wantsProgress, type LogOptions } from '../log.js';
-import { readAhead } from './read-ahead.js';
+import { readAhead } from '../vinyl/read-ahead.js';
 import type { Manifest } from '../manifest/types.js';
 
 export interface WriteImageOptions extends LogOptions {

@@ -9,13 +9,13 @@ import { LayoutError } from '../errors.js';
 import type { StepLogger } from '../log.js';
 import { withResolvedBootScripts } from '../manifest/boot-scripts.js';
 import type { Manifest, RunConfig } from '../manifest/types.js';
-import { syntheticStat, typeBits } from './synthetic-stat.js';
+import { syntheticStat, typeBits } from '../vinyl/synthetic-stat.js';
 import {
   GuestTree, SKELETON_LAYER, capstanfileGuestPaths, capstanfileLayout, compileIgnore, guestPathOf, isIgnored,
   isMetaPath, parseCapstanignore, readHostEntry, rewriteSymlinkTarget, rofsSkeleton, runScriptEntries,
   type CapstanfileLayout, type GeneratedEntry, type GuestEntryType, type IgnoreFolderMemo, type IgnoreMatcher, type IgnorePatternSource,
   type RunScriptSource,
-} from '../layout/index.js';
+} from './index.js';
 
 export interface LayoutSettings {
   ignore: IgnorePatternSource[];
