@@ -53,8 +53,10 @@ export function qemuArgs(plan: QemuPlan, env: NodeJS.ProcessEnv = process.env): 
     '-mon', 'chardev=charmonitor,id=monitor,mode=control',
   );
   if (plan.events) {
+    // wait=on: QEMU starts the guest only once we listen, so a guest that ends within
+    // milliseconds still has its shutdown reason seen (we always connect; see Vm.watchEvents).
     args.push(
-      '-chardev', `socket,id=charevents,path=${plan.events.replaceAll(',', ',,')},server=on,wait=off`,
+      '-chardev', `socket,id=charevents,path=${plan.events.replaceAll(',', ',,')},server=on,wait=on`,
       '-mon', 'chardev=charevents,id=events,mode=control',
     );
   }

@@ -321,6 +321,9 @@ export class Vm extends EventEmitter {
   }
 
   private onStderr(text: string): void {
+    // The events socket's wait=on makes QEMU announce that it waits for us: not a problem to report.
+    text = text.replace(/^.*: info: QEMU waiting for connection on: .*\n?/gm, '');
+    if (!text) return;
     this.stderrText = (this.stderrText + text).slice(-STDERR_KEEP);
     if (this.accel === 'kvm' && this.spec.fallbackToTcg && !this.readySettled && !this.retrying) {
       const reason = kvmFailureIn(this.stderrText);
