@@ -9,6 +9,7 @@ export { bootVm, type BootVmOptions } from './steps/boot-vm.js';
 export * from './errors.js';
 export * from './carrier.js';
 export type { LogOptions } from './log.js';
+export { jsonLines, type CapstanEvent, type EventSink, type ForwardEvent } from './events.js';
 export * from './manifest/index.js';
 export * from './layout/index.js';
 export * from './repository/index.js';

@@ -3,18 +3,23 @@
 // gulplog.error is never called: errors travel through the stream.
 import gulplog from 'gulplog';
 import { PLUGIN_NAME } from './errors.js';
+import type { CapstanEvent, EventSink } from './events.js';
 
 export interface LogOptions {
   /** Print per-file detail. */
   verbose?: boolean | undefined;
   /** Print nothing at all. */
   silent?: boolean | undefined;
+  /** Receives machine-readable events (see events.ts); `silent` does not mute them. */
+  events?: EventSink | undefined;
 }
 
 export interface StepLogger {
   summary(message: string): void;
   detail(message: string): void;
   warn(message: string): void;
+  /** Sends a machine-readable event, when a sink was given. */
+  event(event: CapstanEvent): void;
 }
 
 export function stepLogger(step: string, options: LogOptions = {}): StepLogger {
@@ -22,7 +27,11 @@ export function stepLogger(step: string, options: LogOptions = {}): StepLogger {
   return {
     summary: (m) => { if (!options.silent) gulplog.info(`${prefix} ${m}`); },
     detail: (m) => { if (!options.silent && options.verbose) gulplog.info(`${prefix} ${m}`); },
-    warn: (m) => { if (!options.silent) gulplog.warn(`${prefix} ${m}`); },
+    warn: (m) => {
+      if (!options.silent) gulplog.warn(`${prefix} ${m}`);
+      options.events?.({ event: 'warning', message: `${step}: ${m}` });
+    },
+    event: (e) => options.events?.(e),
   };
 }
 

@@ -198,7 +198,7 @@ test('an error keeps the previous image at out untouched', async (t) => {
   })()));
   await composer.abort();
   t.is(sha(await readFile(out)), before);
-  t.deepEqual((await readdir(dir)).filter((n) => n.includes('.tmp-')), []);
+  t.deepEqual((await readdir(dir)).filter((n) => n.endsWith('.tmp')), []);
   t.is((await describeImage(out)).cmdline, '/first');
 });
 
@@ -228,6 +228,6 @@ test('a process killed while writing leaves the previous image at out (only a te
   await child;
   t.is(sha(await readFile(out)), before);
   t.is((await describeImage(out)).cmdline, '/previous');
-  const residue = (await readdir(dir)).filter((n) => n.startsWith('.app.qcow2.tmp-'));
+  const residue = (await readdir(dir)).filter((n) => n.startsWith('.app.qcow2.') && n.endsWith('.tmp'));
   t.is(residue.length, 1, 'the killed writer leaves only its temp file');
 });

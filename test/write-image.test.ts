@@ -37,7 +37,7 @@ function manifestWith(bootCommand: string): Manifest {
 
 /** Files in `dir` named like `out` or its temp files. */
 async function leftovers(dir: string, base: string): Promise<string[]> {
-  return (await readdir(dir)).filter((n) => n === base || n.startsWith(`.${base}.tmp-`));
+  return (await readdir(dir)).filter((n) => n === base || (n.startsWith(`.${base}.`) && n.endsWith(".tmp")));
 }
 
 test('emits one image vinyl carrying ImageInfo; files, folders, symlinks land at their guest paths', async (t) => {

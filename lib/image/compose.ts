@@ -2,9 +2,9 @@
 // size rounded up to 2 MiB, the MBR entry naming it, and the command line at byte 512.
 // Written to a temp file beside `out` and renamed over it only when complete, so an error or
 // a killed process never leaves a partial image at `out`.
-import { randomBytes } from 'node:crypto';
 import { rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { tempPathBeside } from '../atomic-file.js';
 import type { ImageInfo } from '../carrier.js';
 import { ImageError } from '../errors.js';
 import { CMDLINE_AREA_END, checkCmdline, encodeCmdlineArea, CMDLINE_OFFSET } from './cmdline.js';
@@ -73,7 +73,7 @@ export class ImageComposer {
     if (partitionStartFor(loader.bytes.length) / SECTOR > MAX_SECTORS) {
       throw new ImageError('the loader is too large: the partition would start beyond 2 TiB', { code: 'E_LOADER_INVALID', file: loader.path });
     }
-    const tempPath = path.join(path.dirname(out), `.${path.basename(out)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const tempPath = tempPathBeside(out);
     const writer = await createDiskWriter(tempPath, format);
     const composer = new ImageComposer(out, tempPath, loader, writer, requestedSize, options.permissions ?? false);
     try {

@@ -32,11 +32,16 @@ export interface OsvLoader {
  * `$CAPSTAN_ROOT/repository/osv-loader/osv-loader.qemu`).
  */
 export function resolveLoaderPath(loader: string = DEFAULT_LOADER, root?: string, cwd = process.cwd()): string {
+  return loaderReference(loader, root, cwd).path;
+}
+
+/** As resolveLoaderPath, also saying whether `loader` named a repository image (which can be pulled). */
+export function loaderReference(loader: string = DEFAULT_LOADER, root?: string, cwd = process.cwd()): { path: string; name?: string | undefined } {
   const asPath = path.resolve(cwd, loader);
   if (path.isAbsolute(loader) || loader.startsWith('.') || /[\\]/.test(loader) || path.extname(loader) !== '' || isFile(asPath)) {
-    return asPath;
+    return { path: asPath };
   }
-  return repositoryImagePath(loader, capstanRoot(root));
+  return { path: repositoryImagePath(loader, capstanRoot(root)), name: loader };
 }
 
 function isFile(file: string): boolean {
@@ -52,9 +57,8 @@ export async function readLoader(file: string, name = file): Promise<OsvLoader> 
       code: 'E_LOADER_MISSING',
       file,
       cause: error,
-      hint: 'Download osv-loader.qemu.x86_64 from an OSv GitHub release and save it as ' +
-        '$CAPSTAN_ROOT/repository/osv-loader/osv-loader.qemu (default ~/.capstan), or pass ' +
-        '`loader: "<path to loader.img>"` (OSv builds it as build/release/loader.img).',
+      hint: 'Give a loader by name (e.g. "osv-loader", pulled from OSv\'s releases when missing) or the path of ' +
+        'one: osv-loader.qemu.x86_64 from an OSv GitHub release, or OSv\'s build/release/loader.img.',
     });
   }
   const disk = await openDiskImage(file);

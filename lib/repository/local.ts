@@ -25,7 +25,7 @@ export async function findLocalPackage(name: string, root: string): Promise<Loca
   } catch {
     throw new RepositoryError(`package "${name}" is not in the local repository`, {
       code: 'E_PACKAGE_MISSING', file: mpm,
-      hint: `Put ${name}.mpm and ${name}.yaml into ${root}/packages (e.g. \`capstan package pull ${name}\`), or remove "${name}" from require.`,
+      hint: `Pull it (fetchPackages({ pullMissing: true }), pullPackage("${name}") or \`capstan package pull ${name}\`), put ${name}.mpm and ${name}.yaml into ${root}/packages, or remove "${name}" from require.`,
     });
   }
   return { name, mpmPath: mpm, yamlPath: yaml, info: parsePackageYaml(text, yaml) };
@@ -35,9 +35,13 @@ export async function findLocalPackage(name: string, root: string): Promise<Loca
  * Capstan's resolution: depth-first, each package's own requirements before it. Capstan does
  * not de-duplicate and extracts a package again where it recurs, later extractions winning;
  * keeping only the last occurrence of each package gives the same files and is cheaper. A
- * cycle (which Capstan would recurse on forever) is an error.
+ * cycle (which Capstan would recurse on forever) is an error. `find` looks a package up (and
+ * may pull it: Capstan's --pull-missing).
  */
-export async function resolveLocalPackages(require: readonly string[], root: string): Promise<LocalPackage[]> {
+export async function resolveLocalPackages(
+  require: readonly string[], root: string,
+  find: (name: string) => Promise<LocalPackage> = (name) => findLocalPackage(name, root),
+): Promise<LocalPackage[]> {
   const known = new Map<string, LocalPackage>();
   const order: string[] = [];
   const visit = async (name: string, chain: string[]): Promise<void> => {
@@ -49,7 +53,7 @@ export async function resolveLocalPackages(require: readonly string[], root: str
     }
     let pkg = known.get(name);
     if (!pkg) {
-      pkg = await findLocalPackage(name, root);
+      pkg = await find(name);
       known.set(name, pkg);
     }
     for (const dep of pkg.info.require) await visit(dep, [...chain, name]);

@@ -10,25 +10,39 @@ import { annotate, capstanOf, type PackageRef } from '../carrier.js';
 import { toPluginError } from '../errors.js';
 import { formatBytes, stepLogger, type LogOptions } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
-import { readLocalPackage, resolveLocalPackages, type LocalPackage } from '../repository/local.js';
+import { findLocalPackage, readLocalPackage, resolveLocalPackages, type LocalPackage } from '../repository/local.js';
+import { RepositoryClient } from '../repository/pull.js';
+import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
 import type { MpmMember } from '../repository/mpm.js';
 import { capstanRoot } from '../repository/root.js';
 import { syntheticStat, typeBits } from '../vinyl/synthetic-stat.js';
 
-export interface FetchPackagesOptions extends LogOptions {
+export interface FetchPackagesOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
   /** Capstan root holding `packages/` (default $CAPSTAN_ROOT, else ~/.capstan). */
   root?: string | undefined;
+  /** Pull packages missing from the local repository (Capstan's --pull-missing). Default false. */
+  pullMissing?: boolean | undefined;
 }
 
 export function fetchPackages(options: FetchPackagesOptions = {}): Transform {
   const root = capstanRoot(options.root);
   const log = stepLogger('fetchPackages', options);
+  try {
+    remoteSettings(options); // bad remote options fail when the stream is created
+  } catch (error) {
+    throw toPluginError(error);
+  }
+  // One client per stream (one build): the release pages it reads serve every package.
+  let client: RepositoryClient | undefined;
+  const find = options.pullMissing
+    ? (name: string) => (client ??= new RepositoryClient({ ...options, root })).ensurePackage(name)
+    : (name: string) => findLocalPackage(name, root);
   return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
     for await (const file of files) {
       const meta = capstanOf(file);
       if (meta?.kind === 'manifest' && meta.manifest) {
         try {
-          yield* packageFiles(meta.manifest, root, log);
+          yield* packageFiles(meta.manifest, root, log, find);
         } catch (error) {
           throw toPluginError(error, file.path);
         }
@@ -38,9 +52,11 @@ export function fetchPackages(options: FetchPackagesOptions = {}): Transform {
   }) as unknown as Transform;
 }
 
-async function* packageFiles(manifest: Manifest, root: string, log: ReturnType<typeof stepLogger>): AsyncGenerator<Vinyl> {
+async function* packageFiles(
+  manifest: Manifest, root: string, log: ReturnType<typeof stepLogger>, find: (name: string) => Promise<LocalPackage>,
+): AsyncGenerator<Vinyl> {
   const started = Date.now();
-  const packages = await resolveLocalPackages(manifest.require, root);
+  const packages = await resolveLocalPackages(manifest.require, root, find);
   let count = 0;
   let bytes = 0;
   for (const [layer, pkg] of packages.entries()) {

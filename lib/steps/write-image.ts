@@ -11,12 +11,15 @@ import { annotate, APP_LAYER, BUILD_KINDS, capstanOf } from '../carrier.js';
 import { CapstanError, ImageError, toPluginError } from '../errors.js';
 import { checkCmdline } from '../image/cmdline.js';
 import { ImageComposer } from '../image/compose.js';
+import { DEFAULT_LOADER, loaderReference } from '../image/loader.js';
 import { parseDiskSize } from '../image/size.js';
 import { formatBytes, stepLogger, wantsProgress, type LogOptions } from '../log.js';
-import { readAhead } from '../vinyl/read-ahead.js';
 import type { Manifest } from '../manifest/types.js';
+import { ensureLoader, RepositoryClient } from '../repository/pull.js';
+import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
+import { readAhead } from '../vinyl/read-ahead.js';
 
-export interface WriteImageOptions extends LogOptions {
+export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
   /** Path of the image to write (its folder must exist). Required. */
   out: string;
   /** Loader image: a path, or a name in the local repository. Default `osv-loader`. */
@@ -31,6 +34,8 @@ export interface WriteImageOptions extends LogOptions {
   size?: string | number | undefined;
   /** Keep permission bits in ROFS inodes (OSv ignores them). Default false. */
   permissions?: boolean | undefined;
+  /** Pull a loader given by name when it is not in the local repository (default true; `offline` forbids it). */
+  pull?: boolean | undefined;
 }
 
 
@@ -53,7 +58,7 @@ export function writeImage(options: WriteImageOptions): Transform {
         if (meta?.kind === 'image') { yield file; continue; }
         if (meta && BUILD_KINDS.has(meta.kind)) continue;
         current = file.path;
-        composer ??= await ImageComposer.open(opts);
+        composer ??= await openComposer(opts);
         const guestPath = meta?.guestPath ?? '/' + file.relative.split(path.sep).join('/');
         const entry = {
           layer: meta?.layer ?? meta?.package?.layer ?? APP_LAYER,
@@ -101,7 +106,7 @@ export function writeImage(options: WriteImageOptions): Transform {
           hint: 'Pass `cmdline` to writeImage (e.g. { cmdline: "/hello" }), or run resolveManifest first so the manifest\'s boot command is used.',
         });
       }
-      composer ??= await ImageComposer.open(opts);
+      composer ??= await openComposer(opts);
       const { info, rofs } = await composer.finish(cmdline);
       const image = new Vinyl({ cwd: process.cwd(), base: path.dirname(composer.out), path: composer.out, contents: null, stat: await stat(composer.out) });
       annotate(image, { kind: 'image', image: info, manifest });
@@ -119,6 +124,14 @@ export function writeImage(options: WriteImageOptions): Transform {
   return stream;
 }
 
+/** Opens the image, with the loader pulled first when it is named and missing. */
+async function openComposer(opts: WriteImageOptions): Promise<ImageComposer> {
+  const ref = loaderReference(opts.loader ?? DEFAULT_LOADER, opts.root);
+  const client = opts.pull === false ? undefined : new RepositoryClient(opts);
+  const loader = await ensureLoader(ref.path, ref.name, client);
+  return ImageComposer.open({ ...opts, loader });
+}
+
 /** Validates options up front (bad options throw when the stream is created). */
 function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
   try {
@@ -130,6 +143,7 @@ function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
     }
     if (options.cmdline !== undefined) checkCmdline(options.cmdline);
     if (options.size !== undefined) parseDiskSize(options.size);
+    remoteSettings(options); // bad remote options fail now, not at the first file
     return { ...options };
   } catch (error) {
     throw toPluginError(error);

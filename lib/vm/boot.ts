@@ -8,6 +8,8 @@ import { VmError } from '../errors.js';
 import type { DiskFormat } from '../image/disk.js';
 import { isQcow2 } from '../image/qcow2.js';
 import { stepLogger } from '../log.js';
+import { RepositoryClient } from '../repository/pull.js';
+import type { RemoteOptions } from '../repository/remote/settings.js';
 import { capstanRoot } from '../repository/root.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
 import { readCapstanVmConfig, withCapstanConfig } from './capstan-config.js';
@@ -23,7 +25,7 @@ import { findQemu } from './qemu-binary.js';
 import { runtimeCmdline } from './runtime-cmdline.js';
 import { Vm, type ReadyMarker } from './vm.js';
 
-export interface BootOptions {
+export interface BootOptions extends Omit<RemoteOptions, 'env' | 'root' | 'silent'> {
   /** Instance name; default the image's base name (made unique among running instances). */
   name?: string | undefined;
   /** Capstan root for instances; default $CAPSTAN_ROOT, else ~/.capstan. */
@@ -40,8 +42,13 @@ export interface BootOptions {
   kvmCpu?: string | undefined;
   /** When KVM fails, retry once under TCG (default true). */
   fallbackToTcg?: boolean | undefined;
-  /** Kernel ELF for the `-kernel` fast path; default: looked for beside the image's loader; `false`: disk boot. */
+  /**
+   * Kernel ELF for the `-kernel` fast path; default: looked for beside the image's loader (and
+   * pulled from the loader's release when that is where the loader came from); `false`: disk boot.
+   */
   kernel?: string | false | undefined;
+  /** Pull a missing kernel ELF for a pulled loader (default true; `offline` forbids it). */
+  pull?: boolean | undefined;
   /** The loader the image was built from (where the kernel is looked for); default `ImageInfo.loader`. */
   loader?: string | undefined;
   /** Image format; default from ImageInfo or probed (qcow2 magic, else raw). */
@@ -144,7 +151,12 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
       await createInstanceOverlay(p.disk, imagePath, format, wanted);
       cmdline = wanted ?? imageCmdline;
     }
-    const kernel = await resolveKernel(options.kernel, options.loader ?? info?.loader, p.dir);
+    const loader = options.loader ?? info?.loader;
+    let kernel = await resolveKernel(options.kernel, loader, p.dir);
+    if (kernel === undefined && options.kernel === undefined && loader && options.pull !== false) {
+      const client = new RepositoryClient({ ...options, root, env: hostEnv, silent: options.silent });
+      if (await client.pullKernelFor(loader)) kernel = await resolveKernel(undefined, loader, p.dir);
+    }
     const networkOptions = { mode: options.network, forward: options.forward, device: options.networkDevice, mac: options.mac };
     let network = await planNetwork(networkOptions);
     const macChosen = network.mac;

@@ -1,10 +1,8 @@
-// `<CAPSTAN_ROOT>/config.yaml` (capstan-behaviour.md §2.5): the keys that matter for running
-// VMs are `disable_kvm` and `qemu_aio_type`. $CAPSTAN_DISABLE_KVM and $CAPSTAN_QEMU_AIO_TYPE
-// override them (what Capstan's code does, whatever its docs say).
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { parse } from 'yaml';
-import { VmError } from '../errors.js';
+// The keys of `<CAPSTAN_ROOT>/config.yaml` that matter for running VMs: `disable_kvm` and
+// `qemu_aio_type`. $CAPSTAN_DISABLE_KVM and $CAPSTAN_QEMU_AIO_TYPE override them (what
+// Capstan's code does, whatever its docs say).
+import { CapstanError, VmError } from '../errors.js';
+import { capstanConfigPath, readCapstanConfig } from '../repository/config.js';
 
 export interface CapstanVmConfig {
   disableKvm?: boolean | undefined;
@@ -12,27 +10,13 @@ export interface CapstanVmConfig {
 }
 
 export function readCapstanVmConfig(root: string): CapstanVmConfig {
-  const file = path.join(root, 'config.yaml');
-  let text: string;
   try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return {};
-  }
-  let doc: unknown;
-  try {
-    doc = parse(text);
+    const { disableKvm, qemuAioType } = readCapstanConfig(root);
+    return { ...(disableKvm !== undefined ? { disableKvm } : {}), ...(qemuAioType !== undefined ? { qemuAioType } : {}) };
   } catch (error) {
-    throw new VmError(`cannot read Capstan's configuration: ${(error as Error).message.split('\n')[0]}`, {
-      code: 'E_CAPSTAN_CONFIG', file, hint: 'Fix the YAML, or remove the file to use the defaults.',
-    });
+    if (!(error instanceof CapstanError)) throw error;
+    throw new VmError(error.shortMessage, { code: error.code, file: capstanConfigPath(root), hint: error.hint });
   }
-  if (doc === null || typeof doc !== 'object') return {};
-  const o = doc as Record<string, unknown>;
-  return {
-    disableKvm: typeof o.disable_kvm === 'boolean' ? o.disable_kvm : undefined,
-    qemuAioType: typeof o.qemu_aio_type === 'string' ? o.qemu_aio_type : undefined,
-  };
 }
 
 /** The environment with config.yaml's settings filled in where the variables are unset. */

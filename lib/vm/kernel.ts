@@ -14,7 +14,9 @@ const ARCH = 'x86_64';
 /** Kernel file names looked for beside a loader, best first. */
 export function kernelCandidates(loader: string): string[] {
   const dir = path.dirname(loader);
-  const names = [`osv-loader.elf.${ARCH}`, 'osv-loader.elf', 'loader.elf', 'loader-stripped.elf'];
+  // `<L>.elf.<arch>` is what a pull stores beside `<L>.qemu` (e.g. osv-loader-hidden.elf.x86_64).
+  const stem = path.basename(loader).replace(/\.(qemu|img|raw)(\.[^.]+)?$/, '');
+  const names = [...new Set([`${stem}.elf.${ARCH}`, `osv-loader.elf.${ARCH}`, 'osv-loader.elf', 'loader.elf', 'loader-stripped.elf'])];
   const out: string[] = [];
   for (const n of names) out.push(path.join(dir, n), path.join(dir, `${n}.gz`));
   return out;

@@ -1,0 +1,145 @@
+// Images in the local repository: `repository/<name>/<basename>.<hyp>` with an `index.yaml`
+// (osv-image-formats.md §5.3) — list, import, remove, as Capstan's `images`, `import`, `rmi`.
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { tempPathBeside, writeFileAtomic } from '../atomic-file.js';
+import { RepositoryError } from '../errors.js';
+import { goYamlScalar } from './go-yaml-text.js';
+import { probeImageKind } from './probe.js';
+import { checkRepositoryName } from './remote/remote.js';
+import { capstanRoot, repositoryImagePath } from './root.js';
+
+export interface ImageIndex {
+  formatVersion: string;
+  version: string;
+  created: string;
+  description: string;
+  build: string;
+  platform?: string | undefined;
+  /** Where we pulled it from (our addition; Capstan's reader ignores unknown keys). */
+  release?: string | undefined;
+  source?: string | undefined;
+}
+
+export interface LocalImage {
+  /** `osv-loader`, or namespaced `mike/osv-loader`. */
+  name: string;
+  /** Image files in its folder (`<basename>.<hyp>`). */
+  files: string[];
+  index?: ImageIndex | undefined;
+}
+
+/** Capstan's `created` format: `2006-01-02 15:04` in local time. */
+export function capstanTime(date: Date = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())} ${p(date.getHours())}:${p(date.getMinutes())}`;
+}
+
+/** index.yaml as Capstan's ImportImage writes it (yaml.v2 marshalling of its struct), plus our keys. */
+export function formatImageIndex(index: ImageIndex): string {
+  const q = goYamlScalar;
+  let text = `format_version: ${q(index.formatVersion)}\nversion: ${q(index.version)}\ncreated: ${q(index.created)}\n` +
+    `description: ${q(index.description)}\nbuild: ${q(index.build)}\n`;
+  if (index.platform !== undefined) text += `platform: ${q(index.platform)}\n`;
+  if (index.release !== undefined) text += `release: ${q(index.release)}\n`;
+  if (index.source !== undefined) text += `source: ${q(index.source)}\n`;
+  return text;
+}
+
+export function parseImageIndex(text: string, file: string): ImageIndex {
+  let doc: unknown;
+  try {
+    doc = parse(text, { version: '1.1' });
+  } catch (error) {
+    throw new RepositoryError(`cannot read the image index: ${(error as Error).message.split('\n')[0]}`, { code: 'E_IMAGE_INDEX', file });
+  }
+  const o = (doc && typeof doc === 'object' ? doc : {}) as Record<string, unknown>;
+  const s = (v: unknown) => (v === undefined || v === null ? '' : String(v));
+  return {
+    formatVersion: s(o.format_version), version: s(o.version), created: s(o.created), description: s(o.description), build: s(o.build),
+    platform: o.platform === undefined ? undefined : s(o.platform),
+    release: o.release === undefined ? undefined : s(o.release),
+    source: o.source === undefined ? undefined : s(o.source),
+  };
+}
+
+export async function readImageIndex(dir: string): Promise<ImageIndex | undefined> {
+  const file = path.join(dir, 'index.yaml');
+  let text: string;
+  try { text = await readFile(file, 'utf8'); } catch { return undefined; }
+  return parseImageIndex(text, file);
+}
+
+/** Writes index.yaml atomically (temp + rename). */
+export async function writeImageIndex(dir: string, index: ImageIndex): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFileAtomic(path.join(dir, 'index.yaml'), formatImageIndex(index));
+}
+
+/** Every image in the repository (Capstan's `images`), namespaced ones included, sorted by name. */
+export async function listImages(options: { root?: string | undefined } = {}): Promise<LocalImage[]> {
+  const repo = path.join(capstanRoot(options.root), 'repository');
+  const out: LocalImage[] = [];
+  const visit = async (dir: string, name: string, depth: number): Promise<void> => {
+    let entries;
+    try { entries = await readdir(dir, { withFileTypes: true }); } catch { return; }
+    const base = name.split('/').pop()!;
+    const files = entries.filter((e) => e.isFile() && e.name.startsWith(`${base}.`) && !e.name.endsWith('.cache') && !e.name.startsWith('.')).map((e) => e.name);
+    if (name && (files.length > 0 || entries.some((e) => e.name === 'index.yaml'))) {
+      out.push({ name, files: files.filter((f) => f !== 'index.yaml').sort(), index: await readImageIndex(dir).catch(() => undefined) });
+    }
+    if (depth < 2) {
+      for (const e of entries) if (e.isDirectory()) await visit(path.join(dir, e.name), name ? `${name}/${e.name}` : e.name, depth + 1);
+    }
+  };
+  await visit(repo, '', 0);
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+export interface ImportImageOptions {
+  root?: string | undefined;
+  version?: string | undefined;
+  created?: string | undefined;
+  description?: string | undefined;
+  build?: string | undefined;
+}
+
+/**
+ * Copies an image file into the repository (Capstan's `import`), the hypervisor suffix from
+ * its probed format (qcow2 → qemu, vdi → vbox, vmdk → vmware, raw → raw), with an index.yaml.
+ */
+export async function importImage(name: string, file: string, options: ImportImageOptions = {}): Promise<string> {
+  checkRepositoryName(name, 'image', true);
+  try { await stat(file); } catch {
+    throw new RepositoryError('the image file to import does not exist', { code: 'E_IMAGE_MISSING', file });
+  }
+  const kind = await probeImageKind(file);
+  const hypervisor = ({ qcow2: 'qemu', vdi: 'vbox', vmdk: 'vmware', raw: 'raw' } as const)[kind];
+  const root = capstanRoot(options.root);
+  const dest = repositoryImagePath(name, root, hypervisor);
+  await mkdir(path.dirname(dest), { recursive: true });
+  const temp = tempPathBeside(dest);
+  try {
+    await copyFile(file, temp);
+    await rename(temp, dest);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+  await writeImageIndex(path.dirname(dest), {
+    formatVersion: '1', version: options.version ?? '', created: options.created ?? capstanTime(),
+    description: options.description ?? '', build: options.build ?? '',
+  });
+  return dest;
+}
+
+/** Removes an image and its folder (Capstan's `rmi`). */
+export async function removeImage(name: string, options: { root?: string | undefined } = {}): Promise<void> {
+  checkRepositoryName(name, 'image', true);
+  const dir = path.join(capstanRoot(options.root), 'repository', ...name.split('/'));
+  try { await stat(dir); } catch {
+    throw new RepositoryError(`no image "${name}" in the local repository`, { code: 'E_IMAGE_MISSING', file: dir, hint: 'See listImages() / `capstan images`.' });
+  }
+  await rm(dir, { recursive: true, force: true });
+}
