@@ -145,14 +145,22 @@ export function readElf(path: string): ElfFile {
     });
   }
   try {
-    return new ElfReader(fd, path).read();
+    return readElfFrom((buffer, offset, length, position) => readSync(fd, buffer, offset, length, position), path);
   } finally {
     closeSync(fd);
   }
 }
 
+/** Reads up to `length` bytes at `position` into `buffer` at `offset`; returns how many (0 at the end). */
+export type ElfByteSource = (buffer: Buffer, offset: number, length: number, position: number) => number;
+
+/** readElf over any byte source (`name` is used in messages). */
+export function readElfFrom(source: ElfByteSource, name: string): ElfFile {
+  return new ElfReader(source, name).read();
+}
+
 class ElfReader {
-  constructor(private readonly fd: number, private readonly path: string) {}
+  constructor(private readonly source: ElfByteSource, private readonly path: string) {}
 
   read(): ElfFile {
     const ident = this.bytes(0, EHDR_SIZE, true);
@@ -271,7 +279,7 @@ class ElfReader {
     while (done < length) {
       let n: number;
       try {
-        n = readSync(this.fd, buffer, done, length - done, position + done);
+        n = this.source(buffer, done, length - done, position + done);
       } catch (error) {
         throw new HostError(`cannot be read: ${(error as Error).message}`, { code: 'E_HOST_READ', file: this.path, cause: error, hint: 'Pass a regular, readable file.' });
       }
