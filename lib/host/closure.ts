@@ -151,7 +151,7 @@ function normalisePrograms(programs: ReadonlyArray<string | ProgramSpec>, option
 class ClosureBuilder {
   private readonly settings: SearchSettings;
   private readonly provided: Set<string>;
-  private readonly programs: Array<Placed & { neededBy: string[] }> = [];
+  private readonly programs: Placed[] = [];
   private readonly libraries: Library[] = [];
   private readonly byName = new Map<string, Library>();
   private readonly byReal = new Map<string, Library>();
@@ -185,7 +185,7 @@ class ClosureBuilder {
     const elf = readElf(foundAt);
     checkOsvCanLoad(elf, this.options);
     const realPath = realpathSync(foundAt);
-    const placed = { object: { foundAt, realPath, origin: path.dirname(realPath), elf }, guestFile: guestNormal(spec.at ?? foundAt), neededBy: [] };
+    const placed: Placed = { object: { foundAt, realPath, origin: path.dirname(realPath), elf }, guestFile: guestNormal(spec.at ?? foundAt) };
     this.programs.push(placed);
     return placed;
   }
