@@ -45,6 +45,8 @@ export class LayoutError extends CapstanError { override name = 'LayoutError'; }
 export class RepositoryError extends CapstanError { override name = 'RepositoryError'; }
 export class ImageError extends CapstanError { override name = 'ImageError'; }
 export class VmError extends CapstanError { override name = 'VmError'; }
+/** A host program or library that cannot be captured into an OSv image (lib/host). */
+export class HostError extends CapstanError { override name = 'HostError'; }
 
 function formatMessage(problem: string, d: CapstanErrorDetails): string {
   let where = d.file ?? '';

@@ -5,6 +5,8 @@ export { fetchPackages, type FetchPackagesOptions } from './steps/fetch-packages
 export { layoutFiles, type LayoutFilesOptions } from './steps/layout-files.js';
 export { writeImage, type WriteImageOptions } from './steps/write-image.js';
 export { bootVm, type BootVmOptions } from './steps/boot-vm.js';
+// A source of host programs and their shared libraries (feeds layoutFiles like gulp.src).
+export { hostFiles, hostVinyl, type HostFilesOptions } from './vinyl/host-files.js';
 
 export * from './errors.js';
 export * from './carrier.js';
@@ -15,3 +17,4 @@ export * from './layout/index.js';
 export * from './repository/index.js';
 export * from './image/index.js';
 export * from './vm/index.js';
+export * from './host/index.js';

@@ -3,7 +3,7 @@ import test from 'ava';
 import gulplog from 'gulplog';
 import { fileURLToPath } from 'node:url';
 import type Vinyl from 'vinyl';
-import { APP_LAYER, capstanOf } from '../lib/carrier.js';
+import { annotate, APP_LAYER, capstanOf } from '../lib/carrier.js';
 import { SKELETON_LAYER, ROFS_FSTAB } from '../lib/layout/index.js';
 import { layoutFiles } from '../lib/steps/layout-files.js';
 import { runSteps, vinylFile } from './helpers/streams.js';
@@ -246,4 +246,19 @@ test('/run scripts of sets that inherit another package\'s set (base, java/node 
   // a base naming a package that is not there is reported, not written as an empty script
   const orphan = manifestOf({ run: app });
   await t.throwsAsync(runSteps([manifestVinyl(orphan)], noSkeleton()), { any: true, message: /inherits 'openjdk8-zulu-compact1:java', but package 'openjdk8-zulu-compact1' is not included/ });
+});
+
+test('an application file that already carries a guest path keeps it (hostFiles), whatever its relative path or the ignore rules', async (t) => {
+  const m = { ...manifestOf(), ignore: ['/usr/**'] };
+  const node = vinylFile('/', 'opt/node/bin/node', 'ELF');
+  annotate(node, { kind: 'app', guestPath: '/usr/bin/node' });
+  const out = await runSteps([manifestVinyl(m), node], layoutFiles({ skeleton: false, ignore: ['/opt'] }));
+  const placed = byPath(out).get('/usr/bin/node');
+  t.is(placed, node);
+  t.like(capstanOf(placed!), { kind: 'app', layer: APP_LAYER, manifest: m });
+  t.false(out.some((f) => capstanOf(f)?.guestPath?.startsWith('/opt')));
+
+  const bad = vinylFile('/', 'x', 'x');
+  annotate(bad, { kind: 'app', guestPath: 'relative/x' });
+  await t.throwsAsync(runSteps([bad], layoutFiles()), { any: true, message: /capstan\.guestPath "relative\/x" is not an absolute path/ });
 });

@@ -89,6 +89,8 @@ export class LayoutRun {
   }
 
   private placeAppFile(file: Vinyl): Vinyl | undefined {
+    const preset = capstanOf(file)?.guestPath;
+    if (preset !== undefined) return this.placePresetFile(file, preset);
     if (this.capstanfile) return this.placeCapstanfileFile(file, this.capstanfile);
     const guestPath = guestPathOf(file.relative, file.path);
     // The package root itself, and /meta (Capstan parses meta/run.yaml and uploads no /meta folder).
@@ -99,6 +101,24 @@ export class LayoutRun {
       const why = ignored.matchedPath === guestPath ? '' : ` (inside ${ignored.matchedPath})`;
       this.log.detail(`ignore ${guestPath}${why}: ${ignored.builtIn ? 'built-in' : '.capstanignore'} pattern ${ignored.pattern}`);
       return undefined;
+    }
+    const placed = this.place(file, guestPath, APP_LAYER, file.path);
+    if (placed) this.count.app += 1;
+    return placed;
+  }
+
+  /**
+   * A file whose source already knows its guest path (hostFiles: /usr/bin/node, its libraries
+   * in /usr/lib): its vinyl path is the host file writeImage reads, so `relative` cannot say
+   * where it goes. It is placed there as an application file; ignore rules and the Capstanfile
+   * mapping, which speak about the application's own folder, do not apply to it.
+   */
+  private placePresetFile(file: Vinyl, preset: string): Vinyl | undefined {
+    const guestPath = preset.startsWith('/') ? guestPathOf(preset.slice(1), file.path) : '/';
+    if (guestPath === '/') {
+      throw new LayoutError(`capstan.guestPath ${JSON.stringify(preset)} is not an absolute path below /`, {
+        code: 'E_LAYOUT_GUEST_PATH', file: file.path, hint: "Set an absolute guest path such as '/usr/lib/libfoo.so', or leave it unset so the path comes from file.relative.",
+      });
     }
     const placed = this.place(file, guestPath, APP_LAYER, file.path);
     if (placed) this.count.app += 1;
