@@ -8,6 +8,7 @@ import { APP_LAYER, annotate, capstanOf, type CapstanMeta } from '../carrier.js'
 import { LayoutError } from '../errors.js';
 import type { StepLogger } from '../log.js';
 import { withResolvedBootScripts } from '../manifest/boot-scripts.js';
+import { nodeModulesFilter } from '../runtimes/node-project.js';
 import type { Manifest, RunConfig } from '../manifest/types.js';
 import { syntheticStat, typeBits } from '../vinyl/synthetic-stat.js';
 import {
@@ -36,7 +37,9 @@ export class LayoutRun {
   /** Capstanfile `files` guest paths already served by a stream file. */
   private readonly filesServed = new Set<string>();
   private sawInput = false;
-  private readonly count = { app: 0, package: 0, ignored: 0, leftOut: 0, generated: 0 };
+  private readonly count = { app: 0, package: 0, ignored: 0, leftOut: 0, generated: 0, devDependencies: 0 };
+  /** A Node project's production filter for node_modules (set with the manifest). */
+  private nodeModules: ((guestPath: string) => boolean) | undefined;
 
   constructor(private readonly settings: LayoutSettings, private readonly log: StepLogger) {}
 
@@ -69,6 +72,7 @@ export class LayoutRun {
   private useManifest(manifest: Manifest): void {
     if (this.manifest === undefined) {
       this.manifest = manifest;
+      if (manifest.nodeModules) this.nodeModules = nodeModulesFilter(manifest.nodeModules.production);
       if (manifest.capstanfile) this.capstanfile = capstanfileLayout(manifest.capstanfile, capstanfilePathOf(manifest));
     } else if (this.manifest !== manifest) {
       throw new LayoutError('files of two different applications (two manifests) reached one layoutFiles stream', {
@@ -79,7 +83,8 @@ export class LayoutRun {
   }
 
   private placePackageFile(file: Vinyl, meta: CapstanMeta): Vinyl | undefined {
-    const guestPath = guestPathOf(file.relative, file.path);
+    // A host runtime's files (node and its libraries) know their guest path; a package member's is its path in the archive.
+    const guestPath = meta.guestPath?.startsWith('/') ? guestPathOf(meta.guestPath.slice(1), file.path) : guestPathOf(file.relative, file.path);
     // Capstan extracts no meta/* member of a package (meta/run.yaml is parsed, not copied).
     if (guestPath === '/' || isMetaPath(guestPath)) return undefined;
     const layer = meta.package?.layer ?? meta.layer ?? 0;
@@ -100,6 +105,11 @@ export class LayoutRun {
       this.count.ignored += 1;
       const why = ignored.matchedPath === guestPath ? '' : ` (inside ${ignored.matchedPath})`;
       this.log.detail(`ignore ${guestPath}${why}: ${ignored.builtIn ? 'built-in' : '.capstanignore'} pattern ${ignored.pattern}`);
+      return undefined;
+    }
+    if (this.nodeModules && !this.nodeModules(guestPath)) {
+      this.count.devDependencies += 1;
+      this.log.detail(`leave out ${guestPath}: not part of a production dependency`);
       return undefined;
     }
     const placed = this.place(file, guestPath, APP_LAYER, file.path);
@@ -261,7 +271,8 @@ export class LayoutRun {
     this.log.summary(
       `${c.app} application and ${c.package} package entries, ${fromDisk.length} read from Capstanfile files, ` +
       `${c.generated} generated (${implied.length + runDir.length} folders, ${skeleton.length} skeleton, ${runs.entries.length} /run scripts); ` +
-      `${c.ignored} ignored` + (this.capstanfile ? `, ${c.leftOut} outside rootfs/files` : ''),
+      `${c.ignored} ignored` + (this.capstanfile ? `, ${c.leftOut} outside rootfs/files` : '') +
+      (this.nodeModules ? `, ${c.devDependencies} node_modules entries of dev dependencies left out` : ''),
     );
     return [...fromDisk, ...generated];
   }

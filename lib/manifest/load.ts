@@ -3,7 +3,8 @@ import { statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ManifestError } from '../errors.js';
-import { assembleManifest, type AssembleHooks, type ManifestInputs, type ManifestOptions, type ManifestTextInput } from './assemble.js';
+import { assembleApplication, type NodeManifestOptions } from '../runtimes/node-manifest.js';
+import type { AssembleHooks, ManifestInputs, ManifestOptions, ManifestTextInput } from './assemble.js';
 import type { PathKind } from './capstanfile.js';
 import type { Manifest } from './types.js';
 
@@ -50,6 +51,8 @@ export async function readManifestInputs(root: string): Promise<ManifestInputs> 
 }
 
 export interface ResolveFromDirOptions extends ManifestOptions {
+  /** As resolveManifest's `node` option. */
+  node?: NodeManifestOptions | false | undefined;
   onWarning?: AssembleHooks['onWarning'];
 }
 
@@ -60,5 +63,5 @@ export interface ResolveFromDirOptions extends ManifestOptions {
 export async function resolveManifestFromDir(dir: string, options: ResolveFromDirOptions = {}): Promise<Manifest> {
   const root = path.resolve(dir);
   const { onWarning, ...manifestOptions } = options;
-  return assembleManifest(await readManifestInputs(root), manifestOptions, { pathKind: hostPathKind, onWarning });
+  return assembleApplication(await readManifestInputs(root), manifestOptions, { pathKind: hostPathKind, onWarning });
 }

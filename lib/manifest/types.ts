@@ -1,5 +1,6 @@
 // The manifest: everything Capstan's inputs say about one application, resolved into plain data.
 // Produced by resolveManifest, read by every later step (see ../carrier.ts for how it travels).
+import type { NodeRuntimeRequest } from '../runtimes/node.js';
 
 export type RuntimeName = 'native' | 'java' | 'node' | 'python';
 
@@ -85,6 +86,15 @@ export interface Manifest {
   bootSource?: BootSource | undefined;
   /** Where each input came from: a stream file path, a host path, 'options', or absent. */
   sources?: ManifestSources | undefined;
+  /**
+   * A runtime taken from the host (a Node.js project, or `runtime: node` whose Capstan
+   * package is missing): fetchPackages adds its files.
+   */
+  hostRuntime?: NodeRuntimeRequest | undefined;
+  /** A Node.js project's production packages (guest paths); the rest of node_modules is left out. */
+  nodeModules?: { production: string[] } | undefined;
+  /** How the application was recognised: Capstan's files, or a project found without them. */
+  detected?: 'node-project' | undefined;
 }
 
 export type BootSource = 'run' | 'boot' | 'capstanfile' | 'config_set_default' | 'default';

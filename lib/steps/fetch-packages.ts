@@ -7,7 +7,7 @@ import type { Transform } from 'node:stream';
 import { objectTransform } from 'through2';
 import Vinyl from 'vinyl';
 import { annotate, capstanOf, type PackageRef } from '../carrier.js';
-import { toPluginError } from '../errors.js';
+import { RepositoryError, toPluginError } from '../errors.js';
 import { formatBytes, stepLogger, type LogOptions } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
 import { findLocalPackage, readLocalPackage, resolveLocalPackages, type LocalPackage } from '../repository/local.js';
@@ -15,6 +15,8 @@ import { RepositoryClient } from '../repository/pull.js';
 import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
 import type { MpmMember } from '../repository/mpm.js';
 import { capstanRoot } from '../repository/root.js';
+import { nodeRuntimeFiles } from '../runtimes/node.js';
+import { runtimeVinyls } from '../vinyl/runtime-files.js';
 import { syntheticStat, typeBits } from '../vinyl/synthetic-stat.js';
 
 export interface FetchPackagesOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
@@ -56,7 +58,19 @@ async function* packageFiles(
   manifest: Manifest, root: string, log: ReturnType<typeof stepLogger>, find: (name: string) => Promise<LocalPackage>,
 ): AsyncGenerator<Vinyl> {
   const started = Date.now();
-  const packages = await resolveLocalPackages(manifest.require, root, find);
+  const host = manifest.hostRuntime;
+  let require = manifest.require;
+  let standsIn: string | undefined;
+  // Capstan's runtime package when there is one (Capstan's behaviour), the host's runtime otherwise.
+  if (host?.capstanPackage && require.includes(host.capstanPackage)) {
+    if (!(await available(host.capstanPackage, find))) {
+      standsIn = host.capstanPackage;
+      require = require.filter((name) => name !== standsIn);
+    } else {
+      log.summary(`runtime ${manifest.run?.runtime}: Capstan's package ${host.capstanPackage}`);
+    }
+  }
+  const packages = await resolveLocalPackages(require, root, find);
   let count = 0;
   let bytes = 0;
   for (const [layer, pkg] of packages.entries()) {
@@ -70,8 +84,34 @@ async function* packageFiles(
       yield memberFile(pkg, member, ref, manifest, root);
     }
   }
+  if (host && (standsIn || !host.capstanPackage)) {
+    const runtime = nodeRuntimeFiles(host);
+    const name = standsIn ?? 'host.node';
+    const ref: PackageRef = {
+      name, layer: packages.length,
+      info: { name, title: `Node.js ${runtime.version} from the host`, author: 'gulp-capstan', version: runtime.version.replace(/^v/, ''), require: [] },
+      run: runtime.run,
+    };
+    const files = runtimeVinyls(runtime, ref, manifest);
+    for (const f of files) { if (f.stat?.size) bytes += f.stat.size; count += 1; log.detail(`${name}: ${capstanOf(f)?.guestPath ?? f.path}`); }
+    count -= 1; // the descriptor
+    yield* files;
+    log.summary(`Node.js ${runtime.version} from the host (${runtime.binary}, ${runtime.closure.length - 1} libraries)` +
+      (standsIn ? ` stands in for Capstan's ${standsIn}, which is not in the repository` : ''));
+  }
   const names = packages.map((p) => p.name).join(', ') || 'none';
   log.summary(`${packages.length} packages (${names}), ${count} files, ${formatBytes(bytes)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/** Whether a package is there (or was pulled); missing ones are false, other errors fail. */
+async function available(name: string, find: (name: string) => Promise<LocalPackage>): Promise<boolean> {
+  try {
+    await find(name);
+    return true;
+  } catch (error) {
+    if (error instanceof RepositoryError && ['E_PACKAGE_MISSING', 'E_REMOTE_MISSING', 'E_OFFLINE'].includes(error.code)) return false;
+    throw error;
+  }
 }
 
 function descriptor(pkg: LocalPackage, ref: PackageRef, manifest: Manifest, root: string): Vinyl {

@@ -16,7 +16,8 @@ import { annotate } from '../carrier.js';
 import { ManifestError, toPluginError } from '../errors.js';
 import { stepLogger, type LogOptions } from '../log.js';
 import { contentChunks, type EventStream } from '../vinyl/contents.js';
-import { assembleManifest, validateManifestOptions, type ManifestInputs, type ManifestOptions } from '../manifest/assemble.js';
+import { validateManifestOptions, type ManifestInputs, type ManifestOptions } from '../manifest/assemble.js';
+import { assembleApplication, type NodeManifestOptions } from '../runtimes/node-manifest.js';
 import { hostPathKind, MANIFEST_INPUT_PATHS, readInputFile, type ManifestInputName } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
 
@@ -32,6 +33,11 @@ export interface ResolveManifestOptions extends ManifestOptions, LogOptions {
    * everything until the stream ends.
    */
   hold?: { files?: number | undefined; bytes?: number | undefined } | undefined;
+  /**
+   * Node.js: options for a project recognised by its package.json (no meta/run.yaml, no
+   * Capstanfile) and for `runtime: node` without its Capstan package; `false` turns both off.
+   */
+  node?: NodeManifestOptions | false | undefined;
 }
 
 const DEFAULT_HOLD = { files: 1000, bytes: 32 * 1024 * 1024 };
@@ -78,7 +84,7 @@ export function resolveManifest(options: ResolveManifestOptions = {}): Transform
           const inStream = found[name];
           inputs[name] = inStream ? { text: inStream.text, file: inStream.file.path } : await readInputFile(root, name);
         }
-        const manifest = assembleManifest(inputs, manifestOptions, {
+        const manifest = assembleApplication(inputs, manifestOptions, {
           pathKind: hostPathKind,
           onWarning: (w) => log.warn(`${w.file}${w.line !== undefined ? `:${w.line}:${w.column ?? 1}` : ''}: ${w.message}${w.hint ? ` (${w.hint})` : ''}`),
         });
@@ -192,7 +198,10 @@ function summaryOf(m: Manifest, files: string): string {
   const parts = [
     `package ${m.package.name}${m.sources?.packageYaml ? '' : ' (no meta/package.yaml: Capstan default)'}`,
   ];
-  if (m.run) parts.push(`runtime ${m.run.runtime}, config sets ${m.run.configSets.map((c) => c.name).join(', ')}`);
+  if (m.detected === 'node-project') {
+    const production = m.nodeModules?.production.filter((p) => !p.includes('/.')).length ?? 0;
+    parts.push(`Node.js project (package.json): ${m.run?.configSets[0]?.bootcmd ?? m.bootCommand}, ${production} production packages`);
+  } else if (m.run) parts.push(`runtime ${m.run.runtime}, config sets ${m.run.configSets.map((c) => c.name).join(', ')}`);
   if (m.capstanfile) parts.push('Capstanfile');
   parts.push(`boot "${m.bootCommand}" (${m.bootSource})`);
   parts.push(`require ${m.require.join(', ') || 'nothing'}`);
