@@ -45,6 +45,8 @@ export class LayoutError extends CapstanError { override name = 'LayoutError'; }
 export class RepositoryError extends CapstanError { override name = 'RepositoryError'; }
 export class ImageError extends CapstanError { override name = 'ImageError'; }
 export class VmError extends CapstanError { override name = 'VmError'; }
+/** capstan.src: a glob, an option, or a file it could not list or read. */
+export class SourceError extends CapstanError { override name = 'SourceError'; }
 
 function formatMessage(problem: string, d: CapstanErrorDetails): string {
   let where = d.file ?? '';

@@ -5,6 +5,8 @@ export { fetchPackages, type FetchPackagesOptions } from './steps/fetch-packages
 export { layoutFiles, type LayoutFilesOptions } from './steps/layout-files.js';
 export { writeImage, type WriteImageOptions } from './steps/write-image.js';
 export { bootVm, type BootVmOptions } from './steps/boot-vm.js';
+// The fast source for those steps: gulp.src's globs, links kept, contents read by writeImage.
+export { src, type SrcOptions } from './vinyl/src.js';
 
 export * from './errors.js';
 export * from './carrier.js';
