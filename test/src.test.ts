@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type Vinyl from 'vinyl';
 import { src as capstanSrc, type SrcOptions } from '../lib/index.js';
+import { createSource } from '../lib/vinyl/src.js';
 import { describeImage, readImageFile } from '../lib/image/describe.js';
 import { resolveManifest } from '../lib/steps/resolve-manifest.js';
 import { layoutFiles } from '../lib/steps/layout-files.js';
@@ -117,6 +118,16 @@ for (const [name, globs, options] of CASES) {
   });
 }
 
+test('lstat in parallel (as on a cold cache) and blocking (warm cache) give the same files', async (t) => {
+  const root = await tempTree(t, TREE);
+  const theirs = (await collect(gulpOf('**/*', { cwd: root, dot: true }))).map(rowOf);
+  for (const mode of ['parallel', 'sync'] as const) {
+    t.deepEqual((await collect(createSource('**/*', { cwd: root, dot: true }, mode))).map(rowOf), theirs, mode);
+    const withContents = await collect(createSource('**/*', { cwd: root, dot: true, read: true }, mode));
+    t.is(withContents.find((f) => f.relative === 'index.js')?.contents?.toString(), 'console.log(1)\n', mode);
+  }
+});
+
 test('read: true gives the same Buffer contents as gulp.src({encoding: false})', async (t) => {
   const root = await tempTree(t, TREE);
   const theirs = await collect(gulpOf('**/*', { cwd: root, dot: true }));
@@ -189,8 +200,8 @@ test('since: only entries whose mtime or ctime is after it, as gulp.src', async 
 
 test('a singular glob that matches nothing is an error with gulp.src\'s words, unless allowEmpty; a glob that matches nothing is not', async (t) => {
   const root = await tempTree(t, { 'a.txt': 'a' });
-  const gulpError = await t.throwsAsync(collect(gulpOf(['a.txt', 'missing.txt'], { cwd: root })), { any: true });
-  const ourError = await t.throwsAsync(collect(capstanSrc(['a.txt', 'missing.txt'], { cwd: root })), { any: true });
+  const gulpError = (await t.throwsAsync(collect(gulpOf(['a.txt', 'missing.txt'], { cwd: root })), { any: true })) as Error;
+  const ourError = (await t.throwsAsync(collect(capstanSrc(['a.txt', 'missing.txt'], { cwd: root })), { any: true })) as Error;
   const expected = `File not found with singular glob: ${path.join(root, 'missing.txt')}`;
   t.true(gulpError!.message.startsWith(expected), gulpError!.message);
   t.regex(ourError!.message, new RegExp(`^missing\\.txt: ${expected.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\n.*allowEmpty`));

@@ -61,7 +61,8 @@ function walkLikeGulp(plan: GlobPlan, listings: Listings, singulars: Map<string,
     const i = plan.match(p, directory);
     if (i === -1) return;
     found[i] = true;
-    const normal = normalizeSlashes(p, true);
+    // Paths built below are normal already; only a singular glob as written may not be.
+    const normal = p.includes('//') || p.includes('\\') || (p.length > 1 && p.endsWith('/')) ? normalizeSlashes(p, true) : p;
     if (seen) {
       if (seen.has(normal)) return;
       seen.add(normal);
@@ -82,8 +83,10 @@ function walkLikeGulp(plan: GlobPlan, listings: Listings, singulars: Map<string,
     walked.add(task.walk);
     const listing = listings.get(task.walk);
     if (!listing) continue; // a missing folder has no entries, as in gulp.src
+    // path.join(walk, name), as glob-stream does; `walk` is normalised and a name has no '/'.
+    const prefix = task.walk === '/' ? '/' : task.walk + '/';
     for (const e of listing) {
-      const child = path.join(task.walk, e.name);
+      const child = prefix + e.name;
       onPath(child, e.directory);
       if (e.directory) queue.push({ walk: child });
     }
