@@ -80,6 +80,7 @@ import { resolveManifest } from ${JSON.stringify(pathToFileURL(path.join(lib, 's
 import { layoutFiles } from ${JSON.stringify(pathToFileURL(path.join(lib, 'steps/layout-files.js')).href)};
 import { writeImage } from ${JSON.stringify(pathToFileURL(path.join(lib, 'steps/write-image.js')).href)};
 import { ImageComposer } from ${JSON.stringify(pathToFileURL(path.join(lib, 'image/compose.js')).href)};
+import { src as capstanSrc } from ${JSON.stringify(pathToFileURL(path.join(lib, 'vinyl/src.js')).href)};
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 const [variant, tree, out, loader] = process.argv.slice(2);
@@ -87,10 +88,13 @@ const started = performance.now();
 const buffer = !variant.endsWith('-stream');
 // read: false — vinyl-fs only lists and stats; writeImage reads each file from its path.
 const read = !variant.endsWith('-noread');
-const source = () => gulp.src('**/*', { cwd: tree, base: tree, encoding: false, buffer, read, resolveSymlinks: false, dot: true });
+// capstan.src (csrc): its defaults, no contents (writeImage reads each file from its path).
+const source = () => variant.endsWith('csrc')
+  ? capstanSrc('**/*', { cwd: tree, base: tree, dot: true })
+  : gulp.src('**/*', { cwd: tree, base: tree, encoding: false, buffer, read, resolveSymlinks: false, dot: true });
 if (variant === 'copy') {
   await pipeline(source(), gulp.dest(out));
-} else if (variant.startsWith('src')) {
+} else if (variant.startsWith('src') || variant === 'csrc') {
   // src() alone, drained: what vinyl-fs costs before any step runs (nothing is written).
   await pipeline(source(), new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } }));
 } else if (variant === 'writer') {
@@ -197,7 +201,10 @@ export async function main(): Promise<void> {
     await mkdir(outDir);
     runTar(tree, path.join(outDir, 'warm.tar')); // warm the page cache
     const osvPython = process.env.OSV_SRC ? await osvPythonRunner(process.env.OSV_SRC, tree, work) : undefined;
-    const variants = ['tar', 'copy', 'src', 'src-noread', 'image', 'image-raw', 'image-stream', 'image-noread', 'writer', ...(osvPython ? ['osv-python'] : [])];
+    const all = ['tar', 'copy', 'src', 'src-noread', 'csrc', 'image', 'image-raw', 'image-stream', 'image-noread', 'image-csrc', 'writer', ...(osvPython ? ['osv-python'] : [])];
+    // BENCH_ONLY=csrc,image-csrc: those rows (and tar, the yardstick) only.
+    const only = process.env.BENCH_ONLY?.split(',');
+    const variants = only ? all.filter((v) => v === 'tar' || only.includes(v)) : all;
     const results: Record<string, ChildResult[]> = Object.fromEntries(variants.map((v) => [v, []]));
     for (let round = 0; round < rounds; round++) {
       for (const v of variants) {
@@ -213,10 +220,12 @@ export async function main(): Promise<void> {
       copy: 'src() → dest()',
       src: 'src() alone, drained (buffered)',
       'src-noread': 'src({read: false}) alone, drained',
+      csrc: 'capstan.src() alone, drained',
       image: 'src → resolveManifest → layoutFiles → writeImage (qcow2)',
       'image-raw': '… → writeImage (raw)',
       'image-stream': '… with src({buffer: false}) (qcow2)',
       'image-noread': '… with src({read: false}), writeImage reads (qcow2)',
+      'image-csrc': '… with capstan.src(), writeImage reads (qcow2)',
       writer: 'ImageComposer alone, plain fs walk, no gulp (qcow2)',
       'osv-python': "OSv's gen-rofs-img.py, ROFS volume only (OSV_SRC)",
     };

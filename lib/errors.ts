@@ -47,6 +47,8 @@ export class ImageError extends CapstanError { override name = 'ImageError'; }
 export class VmError extends CapstanError { override name = 'VmError'; }
 /** A host program or library that cannot be captured into an OSv image (lib/host). */
 export class HostError extends CapstanError { override name = 'HostError'; }
+/** capstan.src: a glob, an option, or a file it could not list or read. */
+export class SourceError extends CapstanError { override name = 'SourceError'; }
 
 function formatMessage(problem: string, d: CapstanErrorDetails): string {
   let where = d.file ?? '';

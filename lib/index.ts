@@ -7,6 +7,8 @@ export { writeImage, type WriteImageOptions } from './steps/write-image.js';
 export { bootVm, type BootVmOptions } from './steps/boot-vm.js';
 // A source of host programs and their shared libraries (feeds layoutFiles like gulp.src).
 export { hostFiles, hostVinyl, type HostFilesOptions } from './vinyl/host-files.js';
+// The fast source for those steps: gulp.src's globs, links kept, contents read by writeImage.
+export { src, type SrcOptions } from './vinyl/src.js';
 
 export * from './errors.js';
 export * from './carrier.js';
