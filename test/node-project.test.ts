@@ -21,6 +21,7 @@ import { layoutFiles } from '../lib/steps/layout-files.js';
 import { resolveManifest } from '../lib/steps/resolve-manifest.js';
 import { writeImage } from '../lib/steps/write-image.js';
 import { buildStandInLoader } from './helpers/stand-in.js';
+import { src as capstanSrc } from '../lib/vinyl/src.js';
 
 const src = gulpSrc as (globs: string | string[], options: Record<string, unknown>) => NodeJS.ReadableStream;
 
@@ -127,12 +128,12 @@ test('a Node project without Capstan files: boot command, production packages, a
   t.is((await resolveManifestFromDir(root, { node: false })).run, undefined);
 });
 
-test('composed through gulp.src: exactly the production files, byte-exact, with node, its closure and the OSv settings', async (t) => {
+test('composed through capstan.src (dangling .bin links and all): exactly the production files, byte-exact, with node, its closure and the OSv settings', async (t) => {
   const { dir, root } = await project(t);
   const loader = await buildStandInLoader(path.join(dir, 'loader'));
   const out = path.join(dir, 'app.qcow2');
   await pipeline(
-    src('**', { cwd: root, base: root, dot: true, read: false, resolveSymlinks: false }),
+    capstanSrc('**', { cwd: root, dot: true }),
     resolveManifest({ cwd: root, silent: true }), fetchPackages({ root: path.join(dir, 'capstan'), silent: true }), layoutFiles({ silent: true }),
     writeImage({ out, loader, silent: true }),
     new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } }),
@@ -153,7 +154,7 @@ test('composed through gulp.src: exactly the production files, byte-exact, with 
     '/node_modules/pn', '/node_modules/ws-pkg',
     '/package.json', '/packages/ws-pkg/index.js', '/packages/ws-pkg/package.json', '/server.js',
   ]);
-  t.is(entries.get('/node_modules/ws-pkg')?.target, '../packages/ws-pkg');
+  t.is(entries.get('/node_modules/ws-pkg')?.target, '/packages/ws-pkg', 'a .. target made absolute, as Capstan does');
   t.is(entries.get('/node_modules/pn')?.target, '.pnpm/pn@1.0.0/node_modules/pn');
   for (const p of ['/server.js', '/node_modules/dep-a/build/Release/addon.node', '/packages/ws-pkg/index.js']) {
     t.deepEqual(await readImageFile(out, p), await readFile(path.join(root, p)), p);
