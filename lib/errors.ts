@@ -64,13 +64,27 @@ function formatMessage(problem: string, d: CapstanErrorDetails): string {
 export function toPluginError(error: unknown, fileName?: string): PluginError {
   if (error instanceof PluginError) return error;
   if (error instanceof CapstanError) {
-    const pe = new PluginError(PLUGIN_NAME, error, {
-      showStack: false,
+    // The message already says where, what and what to do: print it once, without the
+    // "Details:" block PluginError makes of every enumerable field. The fields stay readable
+    // (code, hint, …) but are not enumerable, so gulp does not list them again.
+    const pe = new PluginError(PLUGIN_NAME, error.message, {
+      showStack: false, showProperties: false,
       ...(error.file ?? fileName ? { fileName: error.file ?? fileName } : {}),
       ...(error.line !== undefined ? { lineNumber: error.line } : {}),
     });
+    for (const key of ['code', 'file', 'line', 'column', 'hint', 'shortMessage', 'cause'] as const) {
+      Object.defineProperty(pe, key, { value: error[key], enumerable: false, configurable: true, writable: true });
+    }
+    Object.defineProperty(pe, 'capstanError', { value: error, enumerable: false });
     return pe;
   }
   const err = error instanceof Error ? error : new Error(String(error));
   return new PluginError(PLUGIN_NAME, err, { showStack: true, ...(fileName ? { fileName } : {}) });
+}
+
+/** The CapstanError behind an error from a stream (a PluginError made by toPluginError) or the API. */
+export function capstanErrorOf(error: unknown): CapstanError | undefined {
+  if (error instanceof CapstanError) return error;
+  const inner = (error as { capstanError?: unknown } | null)?.capstanError;
+  return inner instanceof CapstanError ? inner : undefined;
 }

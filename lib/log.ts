@@ -12,10 +12,17 @@ export interface LogOptions {
   silent?: boolean | undefined;
   /** Receives machine-readable events (see events.ts); `silent` does not mute them. */
   events?: EventSink | undefined;
+  /** Write log lines here instead of through gulplog (e.g. stderr when stdout carries JSON events). */
+  logTo?: NodeJS.WritableStream | undefined;
 }
 
 export interface StepLogger {
-  summary(message: string): void;
+  /** The step begins its work (a `step-start` event; the clock for `step-end`). */
+  start(): void;
+  /** The one summary line; also the `step-end` event, with what `counts` says. */
+  summary(message: string, counts?: { files?: number | undefined; bytes?: number | undefined }): void;
+  /** A line of its own that is not the summary (no event). */
+  note(message: string): void;
   detail(message: string): void;
   warn(message: string): void;
   /** Sends a machine-readable event, when a sink was given. */
@@ -24,11 +31,20 @@ export interface StepLogger {
 
 export function stepLogger(step: string, options: LogOptions = {}): StepLogger {
   const prefix = `${PLUGIN_NAME}: ${step}:`;
+  let started = Date.now();
+  const out = options.logTo;
+  const info = out ? (m: string) => { out.write(`${m}\n`); } : (m: string) => { gulplog.info(m); };
+  const warn = out ? (m: string) => { out.write(`warning: ${m}\n`); } : (m: string) => { gulplog.warn(m); };
   return {
-    summary: (m) => { if (!options.silent) gulplog.info(`${prefix} ${m}`); },
-    detail: (m) => { if (!options.silent && options.verbose) gulplog.info(`${prefix} ${m}`); },
+    start: () => { started = Date.now(); options.events?.({ event: 'step-start', step }); },
+    summary: (m, counts) => {
+      if (!options.silent) info(`${prefix} ${m}`);
+      options.events?.({ event: 'step-end', step, ...counts, ms: Date.now() - started });
+    },
+    note: (m) => { if (!options.silent) info(`${prefix} ${m}`); },
+    detail: (m) => { if (!options.silent && options.verbose) info(`${prefix} ${m}`); },
     warn: (m) => {
-      if (!options.silent) gulplog.warn(`${prefix} ${m}`);
+      if (!options.silent) warn(`${prefix} ${m}`);
       options.events?.({ event: 'warning', message: `${step}: ${m}` });
     },
     event: (e) => options.events?.(e),

@@ -11,6 +11,7 @@ import { VmError, toPluginError } from '../errors.js';
 import { stepLogger, type LogOptions } from '../log.js';
 import { boot, type BootOptions } from '../vm/boot.js';
 import type { Vm, VmExit } from '../vm/vm.js';
+import { reportVm } from '../vm/vm-events.js';
 
 export interface BootVmOptions extends BootOptions, LogOptions {
   /**
@@ -56,10 +57,11 @@ export function bootVm(options: BootVmOptions = {}): Transform {
           echo: opts.echo ?? !options.silent,
         });
         vms.push(vm);
+        reportVm(vm, options.events, started);
         opts.onVm?.(vm, file);
         await vm.ready;
         const ports = vm.forwards.map((f) => `${f.address}:${f.host}→${f.guest}/${f.protocol}`).join(', ');
-        log.summary(`${vm.name} ready in ${((Date.now() - started) / 1000).toFixed(2)} s ` +
+        log.note(`${vm.name} ready in ${((Date.now() - started) / 1000).toFixed(2)} s ` +
           `(${vm.accel}${vm.kernel ? ', -kernel' : ''}, pid ${vm.pid}${ports ? `, ${ports}` : ''})`);
         yield file;
       }
@@ -67,7 +69,7 @@ export function bootVm(options: BootVmOptions = {}): Transform {
       if (opts.until === 'exit') {
         const exits = await Promise.all(vms.map((vm) => vm.exited.then((exit) => ({ vm, exit }))));
         for (const { vm, exit } of exits) {
-          log.summary(`${vm.name} ended: ${describeExit(exit)}`);
+          log.note(`${vm.name} ended: ${describeExit(exit)}`);
           if (exit.exitCode !== 0 && !opts.debugExit && exit.endedBy === 'guest') {
             throw new VmError(`VM ${vm.name} ended with ${describeExit(exit)}`, {
               code: 'E_VM_FAILED', file: vm.image,

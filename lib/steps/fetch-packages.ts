@@ -40,6 +40,7 @@ export function fetchPackages(options: FetchPackagesOptions = {}): Transform {
     ? (name: string) => (client ??= new RepositoryClient({ ...options, root })).ensurePackage(name)
     : (name: string) => findLocalPackage(name, root);
   return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
+    log.start();
     for await (const file of files) {
       const meta = capstanOf(file);
       if (meta?.kind === 'manifest' && meta.manifest) {
@@ -67,7 +68,7 @@ async function* packageFiles(
       standsIn = host.capstanPackage;
       require = require.filter((name) => name !== standsIn);
     } else {
-      log.summary(`runtime ${manifest.run?.runtime}: Capstan's package ${host.capstanPackage}`);
+      log.note(`runtime ${manifest.run?.runtime}: Capstan's package ${host.capstanPackage}`);
     }
   }
   const packages = await resolveLocalPackages(require, root, find);
@@ -96,11 +97,11 @@ async function* packageFiles(
     for (const f of files) { if (f.stat?.size) bytes += f.stat.size; count += 1; log.detail(`${name}: ${capstanOf(f)?.guestPath ?? f.path}`); }
     count -= 1; // the descriptor
     yield* files;
-    log.summary(`Node.js ${runtime.version} from the host (${runtime.binary}, ${runtime.closure.length - 1} libraries)` +
+    log.note(`Node.js ${runtime.version} from the host (${runtime.binary}, ${runtime.closure.length - 1} libraries)` +
       (standsIn ? ` stands in for Capstan's ${standsIn}, which is not in the repository` : ''));
   }
   const names = packages.map((p) => p.name).join(', ') || 'none';
-  log.summary(`${packages.length} packages (${names}), ${count} files, ${formatBytes(bytes)} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log.summary(`${packages.length} packages (${names}), ${count} files, ${formatBytes(bytes)} in ${((Date.now() - started) / 1000).toFixed(1)} s`, { files: count, bytes });
 }
 
 /** Whether a package is there (or was pulled); missing ones are false, other errors fail. */

@@ -28,6 +28,7 @@ export function layoutFiles(options: LayoutFilesOptions = {}): Transform {
   const settings = normaliseOptions(options);
   const log = stepLogger('layoutFiles', options);
   return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
+    log.start();
     const layout = new LayoutRun(settings, log);
     for await (const file of files) {
       let placed: Vinyl | undefined;

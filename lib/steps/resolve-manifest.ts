@@ -67,6 +67,7 @@ export function resolveManifest(options: ResolveManifestOptions = {}): Transform
   const log = stepLogger('resolveManifest', { verbose, silent });
 
   return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
+    log.start();
     // Per stream, never per module: two builds in one process must not share state.
     let held: Vinyl[] = [];
     let heldBytes = 0;

@@ -43,6 +43,7 @@ export function writeImage(options: WriteImageOptions): Transform {
   const opts = normaliseOptions(options);
   const log = stepLogger('writeImage', options);
   const stream: Transform = objectTransform(async function* (files: AsyncIterable<Vinyl>) {
+    log.start();
     const started = Date.now();
     let composer: ImageComposer | undefined;
     let manifest: Manifest | undefined;
@@ -112,7 +113,9 @@ export function writeImage(options: WriteImageOptions): Transform {
       annotate(image, { kind: 'image', image: info, manifest });
       progress?.stop();
       log.summary(`${composer.out}: ${info.format}, ${rofs.files} files (${formatBytes(rofs.fileBytes)}), ` +
-        `${rofs.directories} folders, ${rofs.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s`);
+        `${rofs.directories} folders, ${rofs.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s`,
+        { files: rofs.files, bytes: rofs.fileBytes });
+      log.event({ event: 'image', path: composer.out, format: info.format, size: image.stat!.size });
       yield image;
     } catch (error) {
       throw toPluginError(error, current);

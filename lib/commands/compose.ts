@@ -1,0 +1,70 @@
+// One-shot builds for scripts and other build tools (no gulp needed): compose(options) writes
+// the image, run(options) composes and boots it. Both are the five steps in one pipeline(),
+// the same the gulp tasks run.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { Writable, type Readable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type Vinyl from 'vinyl';
+import { capstanOf, type ImageInfo } from '../carrier.js';
+import { ImageError } from '../errors.js';
+import { fetchPackages } from '../steps/fetch-packages.js';
+import { layoutFiles } from '../steps/layout-files.js';
+import { resolveManifest } from '../steps/resolve-manifest.js';
+import { writeImage } from '../steps/write-image.js';
+import { src } from '../vinyl/src.js';
+import { boot } from '../vm/boot.js';
+import type { Vm } from '../vm/vm.js';
+import { reportVm } from '../vm/vm-events.js';
+import { mergeOptions, packageJsonOptions, stepOptions, type StepOptions, type UnikernelOptions } from './options.js';
+
+export interface ComposedImage extends ImageInfo {
+  /** Where the image is. */
+  path: string;
+}
+
+/** The source and the four image steps, ready for pipeline(): what `gulp unikernel` runs. */
+export function imageSteps(s: StepOptions): [Readable, ...Transform[]] {
+  return [
+    src(s.files, { cwd: s.cwd, dot: true, ignore: s.exclude }) as unknown as Readable,
+    resolveManifest(s.manifest), fetchPackages(s.packages), layoutFiles(s.layout), writeImage(s.image),
+  ];
+}
+
+/** Options as a build sees them: package.json's `capstan` field, then these. */
+export function buildOptions(options: UnikernelOptions = {}): StepOptions {
+  const cwd = path.resolve(options.cwd ?? process.cwd());
+  return stepOptions(mergeOptions(packageJsonOptions(cwd), options, { cwd }));
+}
+
+/** Composes the image; resolves with where it is and what it holds. */
+export async function compose(options: UnikernelOptions = {}): Promise<ComposedImage> {
+  return composeWith(buildOptions(options));
+}
+
+export async function composeWith(s: StepOptions): Promise<ComposedImage> {
+  await mkdir(path.dirname(s.out), { recursive: true });
+  let image: Vinyl | undefined;
+  const sink = new Writable({
+    objectMode: true,
+    write(file: Vinyl, _encoding, done) {
+      if (capstanOf(file)?.kind === 'image') image = file;
+      done();
+    },
+  });
+  await pipeline([...imageSteps(s), sink]);
+  const info = image && capstanOf(image)?.image;
+  if (!image || !info) throw new ImageError('the build ended without an image', { code: 'E_NO_IMAGE', file: s.out });
+  return { ...info, path: image.path };
+}
+
+/** Composes the image and boots it; resolves with the VM once QEMU runs (`vm.ready`, `vm.exited` tell the rest). */
+export async function run(options: UnikernelOptions = {}): Promise<Vm> {
+  const s = buildOptions(options);
+  const image = await composeWith(s);
+  const started = Date.now();
+  const vm = await boot({ path: image.path, info: image }, s.vm);
+  reportVm(vm, options.events, started);
+  return vm;
+}
+
