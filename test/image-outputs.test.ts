@@ -268,3 +268,122 @@ test('bootVm refuses a GCE tarball with a clear error (QEMU cannot boot it direc
   const err = await t.throwsAsync(boot(file, { root: path.join(dir, 'root'), silent: true }), { instanceOf: VmError });
   t.regex(err.message, /GCE tarball/);
 });
+
+test('streamOptimized byte layout: header says GD at end; grains behind LBA markers in increasing order; each GT after its grains; GD, footer, end-of-stream last', async (t) => {
+  const { dir, loader } = await fixture(t);
+  const { out } = await build(dir, loader, 'vmdk', { vmdkSubformat: 'streamOptimized' });
+  const f = await readFile(out);
+  t.is(f.length % 512, 0);
+  t.is(f.toString('latin1', 0, 4), 'KDMV');
+  t.is(f.readUInt32LE(4), 3); // version
+  t.is(f.readUInt32LE(8), 0x30001); // newline test, compressed grains, markers
+  const capacity = Number(f.readBigUInt64LE(12));
+  t.is(capacity * 512, 64 * 1024 * 1024);
+  t.is(Number(f.readBigUInt64LE(20)), 128); // 64 KiB grains
+  t.is(f.readBigUInt64LE(56), 0xffffffffffffffffn); // GD at end
+  t.is(Number(f.readBigUInt64LE(64)), 128); // the first grain right after the overhead
+  t.is(f.readUInt16LE(77), 1); // deflate
+  const descriptor = f.toString('utf8', 512, 512 * 21).replace(/\0+$/, '');
+  t.regex(descriptor, /^# Disk DescriptorFile\nversion=1\nCID=[0-9a-f]{8}\nparentCID=ffffffff\ncreateType="streamOptimized"\n/);
+  t.regex(descriptor, new RegExp(`\\nRW ${capacity} SPARSE "${path.basename(out).replace('.', '\\.')}"\\n`));
+
+  let pos = 128 * 512;
+  let lastLba = -1;
+  const grainAt = new Map<number, number>(); // sector → lba
+  const gts = new Map<number, Buffer>(); // sector of GT data → GT
+  let gd: Buffer | undefined;
+  let footerAt = -1;
+  for (;;) {
+    const value = Number(f.readBigUInt64LE(pos));
+    const size = f.readUInt32LE(pos + 8);
+    if (size > 0) {
+      t.true(value > lastLba, `grain LBA ${value} after ${lastLba}`);
+      t.is(value % 128, 0);
+      lastLba = value;
+      grainAt.set(pos / 512, value);
+      pos += Math.ceil((12 + size) / 512) * 512;
+      continue;
+    }
+    const type = f.readUInt32LE(pos + 12);
+    const body = pos + 512;
+    if (type === 1) { t.is(value, 4); gts.set(body / 512, f.subarray(body, body + 2048)); pos = body + 2048; continue; }
+    if (type === 2) { gd = f.subarray(body, body + value * 512); pos = body + value * 512; continue; }
+    if (type === 3) { t.is(value, 1); footerAt = body; pos = body + 512; continue; }
+    t.is(type, 0, `unknown marker type at ${pos}`);
+    t.is(pos + 512, f.length, 'the end-of-stream marker is the last sector');
+    break;
+  }
+  t.true(grainAt.size > 40, `${grainAt.size} grains`);
+  // The footer repeats the header, with the real GD offset.
+  t.is(f.toString('latin1', footerAt, footerAt + 4), 'KDMV');
+  const gdSector = Number(f.readBigUInt64LE(footerAt + 56));
+  t.true(gd !== undefined && gdSector * 512 === gd.byteOffset - f.byteOffset);
+  // Every GD entry names a GT we walked past; every GT entry names the grain marker of its LBA.
+  let mapped = 0;
+  for (let i = 0; i < gd!.length / 4; i++) {
+    const gtSector = gd!.readUInt32LE(i * 4);
+    if (gtSector === 0) continue;
+    const gt = gts.get(gtSector);
+    t.truthy(gt, `GD[${i}] → ${gtSector}`);
+    for (let j = 0; j < 512; j++) {
+      const s = gt!.readUInt32LE(j * 4);
+      if (s === 0) continue;
+      t.is(grainAt.get(s), (i * 512 + j) * 128);
+      t.true(s < gtSector, 'a GT follows its grains');
+      mapped++;
+    }
+  }
+  t.is(mapped, grainAt.size);
+});
+
+test('monolithicSparse and VDI headers hold the fields VMware and VirtualBox check', async (t) => {
+  const { dir, loader } = await fixture(t);
+  const vmdk = await readFile((await build(dir, loader, 'vmdk')).out);
+  t.is(vmdk.toString('latin1', 0, 4), 'KDMV');
+  t.is(vmdk.readUInt32LE(4), 1);
+  t.is(vmdk.readUInt32LE(8), 3); // newline test + redundant grain directory
+  t.is(Number(vmdk.readBigUInt64LE(28)), 1); // descriptor at sector 1…
+  t.is(Number(vmdk.readBigUInt64LE(36)), 20); // …20 sectors, as QEMU and VMware write it
+  t.is(vmdk.readUInt32LE(44), 512);
+  t.deepEqual([...vmdk.subarray(73, 77)], [0x0a, 0x20, 0x0d, 0x0a]);
+  const rgd = Number(vmdk.readBigUInt64LE(48));
+  const gd = Number(vmdk.readBigUInt64LE(56));
+  const overhead = Number(vmdk.readBigUInt64LE(64));
+  t.is(rgd, 21);
+  t.is(overhead % 128, 0);
+  // The redundant tables equal the primary ones (VirtualBox compares them), each GT 4 sectors.
+  const gts = 64 * 1024 * 1024 / (512 * 65536); // 2
+  const rgdEntries = [0, 1].map((i) => vmdk.readUInt32LE(rgd * 512 + i * 4));
+  const gdEntries = [0, 1].map((i) => vmdk.readUInt32LE(gd * 512 + i * 4));
+  t.is(gts, 2);
+  for (let i = 0; i < gts; i++) {
+    t.true(vmdk.subarray(rgdEntries[i]! * 512, rgdEntries[i]! * 512 + 2048).equals(vmdk.subarray(gdEntries[i]! * 512, gdEntries[i]! * 512 + 2048)));
+    t.true(gdEntries[i]! + 4 <= overhead);
+  }
+  t.regex(vmdk.toString('utf8', 512, 512 * 21), /createType="monolithicSparse"\n[\s\S]*RW 131072 SPARSE "app-vmdk\.img"\n/);
+
+  const vdiA = await readFile((await build(dir, loader, 'vdi')).out);
+  t.is(vdiA.toString('latin1', 0, 40), '<<< Oracle VM VirtualBox Disk Image >>>\n');
+  t.is(vdiA.readUInt32LE(0x40), 0xbeda107f);
+  t.is(vdiA.readUInt32LE(0x44), 0x00010001);
+  t.is(vdiA.readUInt32LE(0x48), 0x190); // header 1.1 "plus"
+  t.is(vdiA.readUInt32LE(0x4c), 1); // dynamic
+  t.is(vdiA.readUInt32LE(0x154), 512);
+  const offData = vdiA.readUInt32LE(0x158);
+  t.is(offData % (1024 * 1024), 0);
+  t.is(Number(vdiA.readBigUInt64LE(0x170)), 64 * 1024 * 1024);
+  t.is(vdiA.readUInt32LE(0x178), 1024 * 1024);
+  const blocks = vdiA.readUInt32LE(0x180);
+  const allocated = vdiA.readUInt32LE(0x184);
+  t.is(blocks, 64);
+  t.is(vdiA.length, offData + allocated * 1024 * 1024);
+  const entries = Array.from({ length: blocks }, (_, i) => vdiA.readUInt32LE(512 + i * 4)).filter((e) => e !== 0xffffffff);
+  t.is(entries.length, allocated);
+  t.deepEqual([...entries].sort((a, b) => a - b), Array.from({ length: allocated }, (_, i) => i));
+  const uuid = (b: Buffer, at: number) => b.subarray(at, at + 16);
+  t.false(uuid(vdiA, 0x188).every((x) => x === 0), 'creation UUID set');
+  t.false(uuid(vdiA, 0x198).every((x) => x === 0), 'modification UUID set');
+  t.is(uuid(vdiA, 0x188)[7]! >> 4, 4); // version 4
+  const vdiB = await readFile((await build(dir, loader, 'vdi')).out);
+  t.false(uuid(vdiA, 0x188).equals(uuid(vdiB, 0x188)), 'every image gets its own UUID');
+});
