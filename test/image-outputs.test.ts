@@ -387,3 +387,18 @@ test('monolithicSparse and VDI headers hold the fields VMware and VirtualBox che
   const vdiB = await readFile((await build(dir, loader, 'vdi')).out);
   t.false(uuid(vdiA, 0x188).equals(uuid(vdiB, 0x188)), 'every image gets its own UUID');
 });
+
+test('bootVm boots VMDK and VDI images (probed, through its qcow2 overlay over them)', async (t) => {
+  const { dir, loader } = await fixture(t);
+  for (const [format, extra] of [['vmdk', {}], ['vmdk', { vmdkSubformat: 'streamOptimized' }], ['vdi', {}]] as const) {
+    const { out } = await build(dir, loader, format, extra);
+    const vm = await boot(out, { root: path.join(dir, 'root'), accel: 'tcg', kernel: false, debugExit: true, silent: true, execute: `/run-time ${format}` });
+    t.teardown(() => vm.kill());
+    const lines: string[] = [];
+    vm.on('line', (l) => lines.push(l));
+    const exit = await vm.exited;
+    t.is(exit.exitCode, STAND_IN_EXIT_OK, lines.join('\n'));
+    t.is(lines[0], `CMDLINE:/run-time ${format}`);
+    t.is(lines[1], 'PART:adbeadde000000000100000000000000');
+  }
+});
