@@ -402,3 +402,12 @@ test('bootVm boots VMDK and VDI images (probed, through its qcow2 overlay over t
     t.is(lines[1], 'PART:adbeadde000000000100000000000000');
   }
 });
+
+test('the same build twice gives the same bytes for vmdk (both subformats) and gce', async (t) => {
+  const { dir, loader } = await fixture(t);
+  for (const [format, extra] of [['vmdk', {}], ['vmdk', { vmdkSubformat: 'streamOptimized' }], ['gce', {}]] as const) {
+    const a = await readFile((await build(dir, loader, format, extra)).out);
+    const b = await readFile((await build(dir, loader, format, extra)).out);
+    t.true(a.equals(b), `${format} ${JSON.stringify(extra)}`);
+  }
+});

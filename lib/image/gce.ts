@@ -45,7 +45,7 @@ function numeric(buf: Buffer, offset: number, width: number, value: number): voi
 }
 
 export interface GceTarOptions {
-  /** Modification time of disk.raw (seconds). Default: now. */
+  /** Modification time of disk.raw (seconds). Default 0, so the same disk gives the same bytes. */
   mtime?: number | undefined;
   /** gzip level, default 6 (as `tar -z`). */
   level?: number | undefined;
@@ -114,7 +114,7 @@ export async function writeGceTarball(source: DiskSource, out: FileHandle, optio
     if (!gzip.write(b)) await once(gzip, 'drain');
   };
   try {
-    await push(encodeHeaders(map, realSize, options.mtime ?? Math.floor(Date.now() / 1000)));
+    await push(encodeHeaders(map, realSize, options.mtime ?? 0));
     const STEP = 1024 * 1024;
     let stored = 0;
     for (const [off, len] of map) {
