@@ -2,6 +2,7 @@
 // way gulp-sourcemaps carries `file.sourceMap`. The annotation lives at `file.capstan`.
 // vinyl's clone() copies custom properties, so it survives other plugins in between.
 import type Vinyl from 'vinyl';
+import type { ImageFormat } from './image/disk.js';
 import type { Manifest, PackageInfo, RunConfig } from './manifest/types.js';
 
 /** What a vinyl file is to us. */
@@ -36,8 +37,10 @@ export const APP_LAYER = Number.MAX_SAFE_INTEGER;
 
 /** Facts about an image writeImage produced; bootVm and users read them. */
 export interface ImageInfo {
-  format: 'raw' | 'qcow2';
-  /** Virtual disk size in bytes. */
+  format: ImageFormat;
+  /** VMDK subformat, for `vmdk` images. */
+  vmdkSubformat?: 'monolithicSparse' | 'streamOptimized' | undefined;
+  /** Virtual disk size in bytes (for `gce`: the size of disk.raw, a whole number of GiB). */
   virtualSize: number;
   /** The filesystem partition (MBR entry 2, byte offsets on the disk). */
   partition: { start: number; size: number };

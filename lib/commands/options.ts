@@ -9,8 +9,7 @@ import type { ResolveManifestOptions } from '../steps/resolve-manifest.js';
 import type { FetchPackagesOptions } from '../steps/fetch-packages.js';
 import type { LayoutFilesOptions } from '../steps/layout-files.js';
 import type { WriteImageOptions } from '../steps/write-image.js';
-
-export type ImageFormat = NonNullable<WriteImageOptions['format']>;
+import type { ImageFormat } from '../image/disk.js';
 import type { BootOptions } from '../vm/boot.js';
 import type { ForwardSpec, NetworkMode } from '../vm/network.js';
 import type { VolumeSpec } from '../vm/drives.js';

@@ -8,11 +8,13 @@ import { tempPathBeside } from '../atomic-file.js';
 import type { ImageInfo } from '../carrier.js';
 import { ImageError } from '../errors.js';
 import { CMDLINE_AREA_END, checkCmdline, encodeCmdlineArea, CMDLINE_OFFSET } from './cmdline.js';
-import { createDiskWriter, type DiskFormat, type DiskWriter } from './disk.js';
+import { createDiskWriter, IMAGE_FORMATS, type DiskWriter, type ImageFormat } from './disk.js';
+import { gceDiskSize } from './gce.js';
 import { readLoader, resolveLoaderPath, type OsvLoader } from './loader.js';
 import { MAX_SECTORS, partitionStartFor, SECTOR, withRootPartition } from './mbr.js';
 import { RofsBuilder, type AddResult, type EntryOptions, type RofsSummary } from './rofs-builder.js';
 import { parseDiskSize } from './size.js';
+import { VMDK_SUBFORMATS, type VmdkSubformat } from './vmdk.js';
 
 export interface ComposeImageOptions {
   /** The image to write. Its folder must exist. */
@@ -21,8 +23,10 @@ export interface ComposeImageOptions {
   loader?: string | undefined;
   /** Capstan root for repository names (default $CAPSTAN_ROOT, else ~/.capstan). */
   root?: string | undefined;
-  /** Output format. Default `qcow2`. */
-  format?: DiskFormat | undefined;
+  /** Output format: `qcow2` (default), `raw`, `vmdk`, `vdi` or `gce` (a tar.gz holding disk.raw). */
+  format?: ImageFormat | undefined;
+  /** For `vmdk`: `monolithicSparse` (default) or `streamOptimized`. */
+  vmdkSubformat?: VmdkSubformat | undefined;
   /** Virtual disk size (`"10G"`, `"512M"`, or bytes). Default: just large enough. */
   size?: string | number | undefined;
   /** Keep permission bits in ROFS inodes (OSv ignores them). Default false. */
@@ -44,6 +48,7 @@ export class ImageComposer {
   private readonly rofs: RofsBuilder;
   private readonly requestedSize: number | undefined;
   private state: 'open' | 'done' | 'aborted' = 'open';
+  private vmdkSubformat: VmdkSubformat | undefined;
 
   private constructor(out: string, tempPath: string, loader: OsvLoader, writer: DiskWriter, requestedSize: number | undefined, permissions: boolean) {
     this.out = out;
@@ -64,9 +69,7 @@ export class ImageComposer {
     const out = path.resolve(options.out);
     await checkOutPath(out);
     const format = options.format ?? 'qcow2';
-    if (format !== 'raw' && format !== 'qcow2') {
-      throw new ImageError(`unknown image format "${String(format)}"`, { code: 'E_FORMAT', hint: 'Use "raw" or "qcow2".' });
-    }
+    checkImageFormat(format, options.vmdkSubformat);
     const requestedSize = options.size === undefined ? undefined : parseDiskSize(options.size);
     const loaderName = options.loader ?? 'osv-loader';
     const loader = await readLoader(resolveLoaderPath(loaderName, options.root), loaderName);
@@ -74,8 +77,12 @@ export class ImageComposer {
       throw new ImageError('the loader is too large: the partition would start beyond 2 TiB', { code: 'E_LOADER_INVALID', file: loader.path });
     }
     const tempPath = tempPathBeside(out);
-    const writer = await createDiskWriter(tempPath, format);
+    // The descriptor of a VMDK names its own file: the name it will have at `out`.
+    const writer = await createDiskWriter(tempPath, format, {
+      capacityHint: requestedSize, vmdkSubformat: options.vmdkSubformat, vmdkExtentName: path.basename(out),
+    });
     const composer = new ImageComposer(out, tempPath, loader, writer, requestedSize, options.permissions ?? false);
+    composer.vmdkSubformat = format === 'vmdk' ? options.vmdkSubformat ?? 'monolithicSparse' : undefined;
     try {
       // The boot sector and command-line area are written at finish, once both are known.
       await writer.write(CMDLINE_AREA_END, loader.bytes.subarray(CMDLINE_AREA_END));
@@ -111,7 +118,9 @@ export class ImageComposer {
           code: 'E_SIZE_TOO_SMALL', hint: `Leave \`size\` out, or ask for at least ${Math.ceil(needed / 1048576)}M.`,
         });
       }
-      const virtualSize = Math.ceil(Math.max(needed, this.requestedSize ?? 0) / SECTOR) * SECTOR;
+      let virtualSize = Math.ceil(Math.max(needed, this.requestedSize ?? 0) / SECTOR) * SECTOR;
+      // GCE imports only whole-GiB disks: disk.raw is padded (with a hole) to the next GiB.
+      if (this.writer.format === 'gce') virtualSize = gceDiskSize(virtualSize);
       await this.writer.write(0, withRootPartition(this.loader.bootSector, start, rofs.size));
       await this.writer.write(CMDLINE_OFFSET, encodeCmdlineArea(cmdline));
       await this.writer.finish(virtualSize);
@@ -121,6 +130,7 @@ export class ImageComposer {
         rofs,
         info: {
           format: this.writer.format,
+          ...(this.vmdkSubformat ? { vmdkSubformat: this.vmdkSubformat } : {}),
           virtualSize,
           partition: { start, size: rofs.size },
           cmdline,
@@ -159,5 +169,20 @@ async function checkOutPath(out: string): Promise<void> {
   const existing = await stat(out).catch(() => undefined);
   if (existing?.isDirectory()) {
     throw new ImageError('`out` is a folder; it must name the image file', { code: 'E_OUT_IS_DIR', file: out, hint: 'Use e.g. `out: "build/app.qemu"`.' });
+  }
+}
+
+/** Throws the typed error for an unknown output format or VMDK subformat. */
+export function checkImageFormat(format: unknown, vmdkSubformat?: unknown): asserts format is ImageFormat {
+  if (!IMAGE_FORMATS.includes(format as ImageFormat)) {
+    throw new ImageError(`unknown image format "${String(format)}"`, { code: 'E_FORMAT', hint: `Use one of ${IMAGE_FORMATS.map((f) => `"${f}"`).join(', ')}.` });
+  }
+  if (vmdkSubformat !== undefined) {
+    if (!VMDK_SUBFORMATS.includes(vmdkSubformat as VmdkSubformat)) {
+      throw new ImageError(`unknown VMDK subformat "${String(vmdkSubformat)}"`, { code: 'E_FORMAT', hint: 'Use "monolithicSparse" (VMware Workstation/Fusion, VirtualBox) or "streamOptimized" (OVF/OVA, ESXi import).' });
+    }
+    if (format !== 'vmdk') {
+      throw new ImageError(`vmdkSubformat is given but the format is "${format as string}"`, { code: 'E_FORMAT', hint: 'Set format: "vmdk", or leave vmdkSubformat out.' });
+    }
   }
 }

@@ -1,9 +1,11 @@
-// Reads our images back (raw or qcow2): partition, command line and the ROFS listing, plus a
+// Reads our images back (raw, qcow2, VMDK or VDI): partition, command line and the ROFS listing, plus a
 // file's bytes. A plain, non-stream API for tests and users (`describe`-style inspection).
 import { ImageError } from '../errors.js';
 import { CMDLINE_AREA_SIZE, CMDLINE_OFFSET, decodeCmdline } from './cmdline.js';
 import { openDiskImage, type DiskFormat, type DiskImageReader } from './disk.js';
 import { decodePartitionEntry, hasBootSignature, SECTOR } from './mbr.js';
+import type { VdiReader } from './vdi.js';
+import type { VmdkReader } from './vmdk.js';
 import {
   decodeStructure, decodeSuperBlock, ROFS_BLOCK_SIZE, ROFS_VERSION, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
   type RofsInode, type RofsSuperBlock,
@@ -29,6 +31,8 @@ export interface RofsListingEntry {
 export interface ImageDescription {
   path: string;
   format: DiskFormat;
+  /** The format's variant: a VMDK's createType (monolithicSparse, streamOptimized…), a VDI's type (dynamic, fixed). */
+  subformat?: string | undefined;
   virtualSize: number;
   /** Entry 2 of the MBR (OSv's /dev/vblk0.1), if set. */
   partition?: { start: number; size: number } | undefined;
@@ -60,6 +64,7 @@ export class OsvImage {
     const description: ImageDescription = {
       path: disk.path,
       format: disk.format,
+      subformat: subformatOf(disk),
       virtualSize: disk.virtualSize,
       partition: entry ? { start: entry.start, size: entry.size } : undefined,
       cmdline,
@@ -134,6 +139,12 @@ export class OsvImage {
   close(): Promise<void> {
     return this.disk.close();
   }
+}
+
+function subformatOf(disk: DiskImageReader): string | undefined {
+  if (disk.format === 'vmdk') return (disk as VmdkReader).createType;
+  if (disk.format === 'vdi') return (disk as VdiReader).header.type;
+  return undefined;
 }
 
 function typeOf(mode: number): RofsEntryType | undefined {

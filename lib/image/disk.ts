@@ -1,17 +1,26 @@
-// Disk images as plain byte spaces: a writer (raw or qcow2 behind one interface, so the
-// composer does not care about the output format) and a reader (raw or qcow2, backing chains
-// followed) used for loaders, overlays and describeImage.
+// Disk images as plain byte spaces: a writer (raw, qcow2, VMDK, VDI or a GCE tarball behind one
+// interface, so the composer does not care about the output format) and a reader (raw, qcow2,
+// VMDK or VDI, qcow2 backing chains followed) used for loaders, overlays and describeImage.
 import { writeSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ImageError } from '../errors.js';
-import { isQcow2, openQcow2, Qcow2Writer, type Qcow2WriterOptions } from './qcow2.js';
+import { gceDiskSize, writeGceTarball } from './gce.js';
+import { probeImageFormat } from './probe.js';
+import { openQcow2, Qcow2Writer, type Qcow2WriterOptions } from './qcow2.js';
+import { StagedDiskWriter } from './staged.js';
+import { openVdi, VdiWriter } from './vdi.js';
+import { openVmdk, VmdkSparseWriter, writeStreamOptimizedVmdk, type VmdkSubformat } from './vmdk.js';
 
-export type DiskFormat = 'raw' | 'qcow2';
+/** Disk formats we read and write as random-access virtual disks. */
+export type DiskFormat = 'raw' | 'qcow2' | 'vmdk' | 'vdi';
+/** Every output format: the disk formats, and `gce` (a tar.gz holding disk.raw, for Google Compute Engine). */
+export type ImageFormat = DiskFormat | 'gce';
+export const IMAGE_FORMATS: readonly ImageFormat[] = ['qcow2', 'raw', 'vmdk', 'vdi', 'gce'];
 
 /** Writes a virtual disk. Writes may come at any offset; sequential ones are cheap. */
 export interface DiskWriter {
-  readonly format: DiskFormat;
+  readonly format: ImageFormat;
   write(offset: number, data: Uint8Array): Promise<void>;
   /** Completes the file with the given virtual size (≥ every byte written) and closes it. */
   finish(virtualSize: number): Promise<void>;
@@ -94,9 +103,35 @@ export class RawDiskWriter implements DiskWriter {
   }
 }
 
-/** Creates a writer for `file` in `format`. */
-export async function createDiskWriter(file: string, format: DiskFormat, qcow2?: Qcow2WriterOptions): Promise<DiskWriter> {
-  return format === 'qcow2' ? Qcow2Writer.create(file, qcow2) : RawDiskWriter.create(file);
+export interface DiskWriterOptions extends Qcow2WriterOptions {
+  /** Expected virtual size (VMDK and VDI leave room for their tables before the data). */
+  capacityHint?: number | undefined;
+  /** VMDK subformat (default monolithicSparse). */
+  vmdkSubformat?: VmdkSubformat | undefined;
+  /** Name of the extent in a VMDK's descriptor (default: the base name of `file`). */
+  vmdkExtentName?: string | undefined;
+}
+
+/**
+ * Creates a writer for `file` in `format`. Random-access formats are written in place; the
+ * ones that must be in disk order (streamOptimized VMDK, GCE) are staged (see staged.ts).
+ */
+export async function createDiskWriter(file: string, format: ImageFormat, options: DiskWriterOptions = {}): Promise<DiskWriter> {
+  switch (format) {
+    case 'qcow2': return Qcow2Writer.create(file, options);
+    case 'raw': return RawDiskWriter.create(file);
+    case 'vdi': return VdiWriter.create(file, { capacityHint: options.capacityHint });
+    case 'vmdk': {
+      const extentName = options.vmdkExtentName ?? path.basename(file);
+      if ((options.vmdkSubformat ?? 'monolithicSparse') === 'monolithicSparse') {
+        return VmdkSparseWriter.create(file, { capacityHint: options.capacityHint, extentName });
+      }
+      return StagedDiskWriter.create(file, 'vmdk', (source, out) => writeStreamOptimizedVmdk(source, out, { extentName }));
+    }
+    case 'gce': return StagedDiskWriter.create(file, 'gce', (source, out) => writeGceTarball(source, out), gceDiskSize);
+    default:
+      throw new ImageError(`unknown image format "${String(format)}"`, { code: 'E_FORMAT', file, hint: `Use one of ${IMAGE_FORMATS.join(', ')}.` });
+  }
 }
 
 /** Opens a raw file as a disk whose virtual size is the file size. */
@@ -118,8 +153,9 @@ export async function openRawDisk(file: string): Promise<DiskImageReader> {
 }
 
 /**
- * Opens a disk image, probing its format the way Capstan does (qcow2 magic, else raw), and
- * follows qcow2 backing files. `format` forces a format instead of probing.
+ * Opens a disk image, probing its format the way Capstan does (qcow2 magic, VDI signature,
+ * VMDK sparse magic or descriptor, else raw), and follows qcow2 backing files. `format` forces
+ * a format instead of probing. A GCE tarball is not a disk: extract its disk.raw first.
  */
 export async function openDiskImage(file: string, format?: string): Promise<DiskImageReader> {
   let st;
@@ -130,15 +166,16 @@ export async function openDiskImage(file: string, format?: string): Promise<Disk
     throw new ImageError(code === 'ENOENT' ? 'the image does not exist' : `cannot read the image (${code})`, { code: 'E_IMAGE_MISSING', file, cause: error });
   }
   if (!st.isFile()) throw new ImageError('is not a file', { code: 'E_IMAGE_NOT_FILE', file });
-  let probed = format;
-  if (!probed) {
-    const fh = await open(file, 'r');
-    const magic = Buffer.alloc(4);
-    try { await fh.read(magic, 0, 4, 0); } finally { await fh.close(); }
-    probed = isQcow2(magic) ? 'qcow2' : 'raw';
-  }
+  const probed = format ?? await probeImageFormat(file);
   if (probed === 'qcow2') return openQcow2(file, (p, f) => openDiskImage(p, f));
   if (probed === 'raw') return openRawDisk(file);
+  if (probed === 'vmdk') return openVmdk(file);
+  if (probed === 'vdi') return openVdi(file);
+  if (probed === 'gce') {
+    throw new ImageError('this is a gzipped tarball (a GCE image?), not a disk image', {
+      code: 'E_IMAGE_FORMAT', file, hint: 'Extract its disk.raw (tar -xzf image.tar.gz) and open that.',
+    });
+  }
   throw new ImageError(`unsupported backing format "${probed}"`, { code: 'E_IMAGE_FORMAT', file });
 }
 

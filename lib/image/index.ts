@@ -1,10 +1,22 @@
 // The image domain's public API: composing OSv disks, their formats, and reading them back.
-export { ImageComposer, type ComposeImageOptions, type ComposedImage } from './compose.js';
+export { ImageComposer, checkImageFormat, type ComposeImageOptions, type ComposedImage } from './compose.js';
 export { describeImage, readImageFile, OsvImage, type ImageDescription, type RofsListingEntry, type RofsEntryType } from './describe.js';
 export {
-  createDiskWriter, createQcow2Overlay, openDiskImage, openRawDisk, RawDiskWriter,
-  type DiskFormat, type DiskImageReader, type DiskWriter, type OverlayOptions,
+  createDiskWriter, createQcow2Overlay, openDiskImage, openRawDisk, RawDiskWriter, IMAGE_FORMATS,
+  type DiskFormat, type ImageFormat, type DiskImageReader, type DiskWriter, type DiskWriterOptions, type OverlayOptions,
 } from './disk.js';
+export { probeImageFormat, probeImageBytes, capstanInfo, type ProbedFormat } from './probe.js';
+export {
+  VmdkSparseWriter, writeStreamOptimizedVmdk, openVmdk, isVmdkSparse, isVmdkDescriptor, VMDK_MAGIC, VMDK_SUBFORMATS,
+  type VmdkSubformat, type VmdkReader, type VmdkSparseWriterOptions, type StreamOptimizedOptions,
+} from './vmdk.js';
+export { VdiWriter, openVdi, isVdi, decodeVdiHeader, VDI_SIGNATURE, type VdiHeader, type VdiReader, type VdiWriterOptions } from './vdi.js';
+export { writeGceTarball, gceDiskSize, GCE_MEMBER, type GceTarOptions } from './gce.js';
+export { StagedDiskWriter, ExtentSet, type DiskSource, type DiskEmitter } from './staged.js';
+export {
+  CpioWriter, cpioArchive, checkCpioEntry, encodeCpioHeader, cpioPadding, isCpioRoot, CPIO_TRAILER, CPIO_MAX_FILE_SIZE,
+  type CpioEntry, type CpioEntryType, type CpioSink, type CpioSummary, type CpioArchiveEntry,
+} from './cpio.js';
 export { Qcow2Writer, openQcow2, isQcow2, decodeQcow2Header, QCOW2_MAGIC, type Qcow2WriterOptions, type Qcow2Header } from './qcow2.js';
 export { readLoader, resolveLoaderPath, DEFAULT_LOADER, KERNEL_OFFSET as LOADER_KERNEL_OFFSET, type OsvLoader } from './loader.js';
 export {

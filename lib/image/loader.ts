@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ImageError } from '../errors.js';
 import { capstanRoot, repositoryImagePath } from '../repository/root.js';
-import { openDiskImage } from './disk.js';
+import { openDiskImage, type DiskFormat } from './disk.js';
 import { hasBootSignature, SECTOR } from './mbr.js';
 
 /** Default loader name, as in Capstan's `osv-loader` repository image. */
@@ -18,7 +18,7 @@ const KERNEL_CHUNK = 32768;
 export interface OsvLoader {
   /** The file it came from. */
   path: string;
-  format: 'raw' | 'qcow2';
+  format: DiskFormat;
   /** The loader's bytes: the whole file for a raw loader, up to the kernel's end for qcow2. */
   bytes: Buffer;
   /** Number of 32 KiB kernel chunks boot16 reads (u16 at 0x10). */

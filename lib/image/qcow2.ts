@@ -28,7 +28,7 @@
 import { writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ImageError } from '../errors.js';
-import type { DiskImageReader, DiskWriter } from './disk.js';
+import type { DiskFormat, DiskImageReader, DiskWriter } from './disk.js';
 
 export const QCOW2_MAGIC = 0x514649fb;
 const CLUSTER_BITS = 16;
@@ -55,7 +55,7 @@ export interface Qcow2WriterOptions {
   /** Backing image path stored in the header (makes this file an overlay). */
   backingFile?: string | undefined;
   /** Format of the backing image (`raw` or `qcow2`), stored as a header extension. */
-  backingFormat?: 'raw' | 'qcow2' | undefined;
+  backingFormat?: DiskFormat | undefined;
   /** Reads the backing image, to complete partially written clusters of an overlay. */
   readBacking?: ((offset: number, length: number) => Promise<Buffer>) | undefined;
 }

@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { tempPathBeside, writeFileAtomic } from '../atomic-file.js';
 import { RepositoryError } from '../errors.js';
 import { goYamlScalar } from './go-yaml-text.js';
-import { probeImageKind } from './probe.js';
+import { probeImageFormat } from '../image/probe.js';
 import { checkRepositoryName } from './remote/remote.js';
 import { capstanRoot, repositoryImagePath } from './root.js';
 
@@ -114,7 +114,10 @@ export async function importImage(name: string, file: string, options: ImportIma
   try { await stat(file); } catch {
     throw new RepositoryError('the image file to import does not exist', { code: 'E_IMAGE_MISSING', file });
   }
-  const kind = await probeImageKind(file);
+  const kind = await probeImageFormat(file);
+  if (kind === 'gce') {
+    throw new RepositoryError('a GCE tarball is not a disk image Capstan imports', { code: 'E_IMAGE_FORMAT', file, hint: 'Import the qcow2, raw, vmdk or vdi image instead.' });
+  }
   const hypervisor = ({ qcow2: 'qemu', vdi: 'vbox', vmdk: 'vmware', raw: 'raw' } as const)[kind];
   const root = capstanRoot(options.root);
   const dest = repositoryImagePath(name, root, hypervisor);

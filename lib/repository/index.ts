@@ -15,7 +15,6 @@ export {
   listImages, importImage, removeImage, readImageIndex, formatImageIndex, capstanTime,
   type ImageIndex, type LocalImage, type ImportImageOptions,
 } from './images.js';
-export { probeImageKind, type ImageKind } from './probe.js';
 export { remoteSettings, DEFAULT_RELEASES_URL, DEFAULT_S3_URL, type RemoteOptions, type RemoteSettings } from './remote/settings.js';
 export type { HttpSettings } from './remote/http.js';
 export { hostArch, checkRepositoryName, type Remote, type RemoteFile } from './remote/remote.js';

@@ -10,8 +10,10 @@ import Vinyl from 'vinyl';
 import { annotate, APP_LAYER, BUILD_KINDS, capstanOf } from '../carrier.js';
 import { CapstanError, ImageError, toPluginError } from '../errors.js';
 import { checkCmdline } from '../image/cmdline.js';
-import { ImageComposer } from '../image/compose.js';
 import { DEFAULT_LOADER, loaderReference } from '../image/loader.js';
+import { checkImageFormat, ImageComposer } from '../image/compose.js';
+import type { ImageFormat } from '../image/disk.js';
+import type { VmdkSubformat } from '../image/vmdk.js';
 import { parseDiskSize } from '../image/size.js';
 import { formatBytes, stepLogger, wantsProgress, type LogOptions } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
@@ -26,8 +28,10 @@ export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'even
   loader?: string | undefined;
   /** Capstan root for loader names (default $CAPSTAN_ROOT, else ~/.capstan). */
   root?: string | undefined;
-  /** `qcow2` (default) or `raw`. */
-  format?: 'raw' | 'qcow2' | undefined;
+  /** `qcow2` (default), `raw`, `vmdk`, `vdi`, or `gce` (a tar.gz holding disk.raw). */
+  format?: ImageFormat | undefined;
+  /** For `vmdk`: `monolithicSparse` (default) or `streamOptimized`. */
+  vmdkSubformat?: VmdkSubformat | undefined;
   /** Boot command line; default: the manifest's boot command. */
   cmdline?: string | undefined;
   /** Virtual disk size, Capstan syntax (`10G`, `512M`) or bytes. Default: just large enough. */
@@ -141,9 +145,7 @@ function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
     if (!options || typeof options.out !== 'string' || options.out.length === 0) {
       throw new ImageError('writeImage needs `out`, the path of the image to write', { code: 'E_OPTIONS', hint: 'e.g. writeImage({ out: "build/app.qemu" })' });
     }
-    if (options.format !== undefined && options.format !== 'raw' && options.format !== 'qcow2') {
-      throw new ImageError(`unknown image format "${String(options.format)}"`, { code: 'E_FORMAT', hint: 'Use "raw" or "qcow2".' });
-    }
+    checkImageFormat(options.format ?? 'qcow2', options.vmdkSubformat);
     if (options.cmdline !== undefined) checkCmdline(options.cmdline);
     if (options.size !== undefined) parseDiskSize(options.size);
     remoteSettings(options); // bad remote options fail now, not at the first file

@@ -1,12 +1,12 @@
 // boot(image, options) → Vm: prepares the instance (folder, qcow2 overlay with the run-time
 // command line, free host ports), picks QEMU and the accelerator, and starts the VM.
 import { existsSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageInfo } from '../carrier.js';
 import { VmError } from '../errors.js';
 import type { DiskFormat } from '../image/disk.js';
-import { isQcow2 } from '../image/qcow2.js';
+import { probeImageFormat } from '../image/probe.js';
 import { stepLogger } from '../log.js';
 import { RepositoryClient } from '../repository/pull.js';
 import type { RemoteOptions } from '../repository/remote/settings.js';
@@ -51,7 +51,7 @@ export interface BootOptions extends Omit<RemoteOptions, 'env' | 'root' | 'silen
   pull?: boolean | undefined;
   /** The loader the image was built from (where the kernel is looked for); default `ImageInfo.loader`. */
   loader?: string | undefined;
-  /** Image format; default from ImageInfo or probed (qcow2 magic, else raw). */
+  /** Image format; default from ImageInfo or probed (qcow2, VDI, VMDK, else raw). */
   format?: DiskFormat | undefined;
   /** Run-time command line (Capstan `-e`); written into the overlay only. */
   execute?: string | undefined;
@@ -113,7 +113,7 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
   if (!existsSync(imagePath)) {
     throw new VmError('the image to boot does not exist', { code: 'E_VM_IMAGE', file: imagePath, hint: 'Build it first (writeImage), or fix the path.' });
   }
-  const format = options.format ?? info?.format ?? await probeFormat(imagePath);
+  const format = options.format ?? await bootableFormat(imagePath, info?.format);
   const qemu = findQemu(options.qemu, hostEnv);
   const memoryMiB = parseMemory(options.memory ?? '1G');
   const cpus = options.cpus ?? 2;
@@ -207,15 +207,15 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
   }
 }
 
-async function probeFormat(file: string): Promise<DiskFormat> {
-  const fh = await open(file, 'r');
-  try {
-    const magic = Buffer.alloc(4);
-    await fh.read(magic, 0, 4, 0);
-    return isQcow2(magic) ? 'qcow2' : 'raw';
-  } finally {
-    await fh.close();
+/** The image's disk format (from writeImage's info, else probed); a GCE tarball is no disk. */
+async function bootableFormat(file: string, known: ImageInfo['format'] | undefined): Promise<DiskFormat> {
+  const format = known ?? await probeImageFormat(file);
+  if (format === 'gce') {
+    throw new VmError('this is a GCE tarball (disk.raw in a tar.gz), which QEMU cannot boot directly', {
+      code: 'E_VM_IMAGE', file, hint: 'Build a qcow2 or raw image to boot locally, or extract disk.raw and boot that.',
+    });
   }
+  return format;
 }
 
 /** Options for booting a persisted instance again: only the run-time ones. */

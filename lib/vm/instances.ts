@@ -13,6 +13,7 @@ import { pidAlive, shutdownQemu, type ShutdownOutcome } from './shutdown.js';
 import { qmpAlive } from './qmp.js';
 import type { AioMode, CacheMode } from './drives.js';
 import type { ForwardSpec, PortForward } from './network.js';
+import type { DiskFormat } from '../image/disk.js';
 
 export const INSTANCE_FILES = {
   disk: 'disk.qcow2',
@@ -93,7 +94,7 @@ export interface InstanceConfig {
   cmdline: string;
   kernel?: string | undefined;
   /** Image format. */
-  format?: 'raw' | 'qcow2' | undefined;
+  format?: DiskFormat | undefined;
   network: {
     mode: string;
     /** The forwards as given (host port 0 = pick a free one at each boot). */

@@ -203,7 +203,7 @@ export interface StandInBoot {
  * `pc` machine with a virtio-blk boot disk as Capstan does, KVM first, TCG if KVM does not
  * work here. The stand-in exits QEMU itself; `timeout` bounds a hang.
  */
-export async function bootStandIn(image: string, format: 'raw' | 'qcow2', timeoutMs = 60_000): Promise<StandInBoot> {
+export async function bootStandIn(image: string, format: 'raw' | 'qcow2' | 'vmdk' | 'vdi', timeoutMs = 60_000): Promise<StandInBoot> {
   const args = (accel: string) => [
     '-accel', accel, '-nodefaults', '-display', 'none', '-m', '32', '-serial', 'stdio',
     '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x04',
