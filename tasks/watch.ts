@@ -1,0 +1,81 @@
+// unikernel:watch — compose and boot, then rebuild and reboot on every change. Several saves
+// within the debounce are one rebuild; one rebuild runs at a time (a change during it queues
+// one more); the old VM is stopped only once the new image is written, so a failed build keeps
+// the last good VM running and prints the error once; Ctrl+C stops the VM and the watcher.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import globWatcher from 'glob-watcher';
+import { composeWith } from '../lib/commands/compose.js';
+import type { StepOptions } from '../lib/commands/options.js';
+import { boot } from '../lib/vm/boot.js';
+import type { Vm } from '../lib/vm/vm.js';
+import { reportVm } from '../lib/vm/vm-events.js';
+import { reportFailure, type TaskConsole } from './console.js';
+
+/** Never watched: the build output, VCS metadata, installed packages (npm install, then save to rebuild). */
+const NOT_WATCHED = ['.git/**', 'node_modules/**'];
+
+export interface WatchOptions {
+  /** Globs that trigger a rebuild; default the files that go into the image. */
+  watch?: string | string[] | undefined;
+  /** Debounce in ms (default 200). */
+  debounce?: number | undefined;
+  /** Resolves to stop watching (default: SIGINT or SIGTERM). */
+  until?: Promise<unknown> | undefined;
+  /** Called after each rebuild (tests, editors). */
+  onRebuild?: ((result: { ok: boolean; vm: Vm | undefined; error?: unknown; ms: number }) => void) | undefined;
+}
+
+/** One watch session: its VM, its rebuild count. Only state of one task run, never of the module. */
+class Session {
+  vm: Vm | undefined;
+  rebuilds = 0;
+
+  constructor(private readonly s: StepOptions, private readonly out: TaskConsole) {}
+
+  async build(): Promise<void> {
+    await mkdir(path.dirname(this.s.out), { recursive: true });
+    const image = await composeWith(this.s);
+    // The new image is complete: now the old VM may go.
+    await this.vm?.stop({ graceMs: 2000 });
+    const started = Date.now();
+    const vm = await boot({ path: image.path, info: image }, { ...this.s.vm, echo: this.out.console, replace: true });
+    reportVm(vm, this.out.events, started);
+    this.vm = vm;
+    await vm.ready;
+    this.out.line(`unikernel:watch: ${vm.name} is up (${((Date.now() - started) / 1000).toFixed(2)} s, pid ${vm.pid}${vm.forwards.length ? `, ${vm.forwards.map((f) => `${f.address}:${f.host}→${f.guest}`).join(', ')}` : ''}); watching for changes`);
+  }
+}
+
+export async function watchAndReboot(s: StepOptions, options: WatchOptions, out: TaskConsole): Promise<void> {
+  const session = new Session(s, out);
+  const rebuild = async (): Promise<void> => {
+    const started = Date.now();
+    try {
+      await session.build();
+      options.onRebuild?.({ ok: true, vm: session.vm, ms: Date.now() - started });
+    } catch (error) {
+      // Printed once, and the last good VM keeps running.
+      const failure = reportFailure(error, out);
+      out.line(failure.toString());
+      if (session.vm) out.line(`unikernel:watch: the build failed; ${session.vm.name} keeps running the last good image`);
+      options.onRebuild?.({ ok: false, vm: session.vm, error, ms: Date.now() - started });
+    }
+    session.rebuilds += 1;
+  };
+  await rebuild();
+  const globs = typeof options.watch === 'string' ? [options.watch] : options.watch ?? s.files;
+  const outRel = path.relative(s.cwd, path.dirname(s.out)).split(path.sep).join('/');
+  const ignored = [...NOT_WATCHED, ...s.exclude, ...(outRel && !outRel.startsWith('..') ? [`${outRel}/**`] : [])];
+  const watcher = globWatcher([...globs, ...ignored.map((g) => `!${g}`)], { cwd: s.cwd, delay: options.debounce ?? 200, queue: true, ignoreInitial: true }, (done) => {
+    rebuild().then(() => done(), done);
+  });
+  const stop = options.until ?? new Promise<void>((resolve) => {
+    const onSignal = () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); resolve(); };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  await stop;
+  await watcher.close();
+  await session.vm?.stop({ graceMs: 2000 });
+}
