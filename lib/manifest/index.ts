@@ -3,7 +3,8 @@
 export type {
   BootSource, Capstanfile, ConfigSet, Manifest, ManifestSources, PackageInfo, RunConfig, RuntimeName,
 } from './types.js';
-export type { ManifestWarning, ParseOptions } from './yaml-source.js';
+export type { ManifestWarning, ParseOptions, Decode as YamlDecode } from '../yaml/source.js';
+export { formatWarning } from '../yaml/source.js';
 export { parsePackageYaml, packageInfoFromObject, fallbackPackageInfo } from './package-yaml.js';
 export { parseRunYaml, runConfigFromObject } from './run-yaml.js';
 export { parseCapstanfile, capstanfileFromObject, type CapstanfileOptions, type PathKind as HostPathKind } from './capstanfile.js';
