@@ -136,5 +136,5 @@ test("Capstan's config.yaml: disable_kvm and qemu_aio_type, the environment wins
   t.is(env.CAPSTAN_QEMU_AIO_TYPE, 'native');
   t.is(withCapstanConfig({ CAPSTAN_DISABLE_KVM: '0', CAPSTAN_QEMU_AIO_TYPE: 'threads' }, config).CAPSTAN_QEMU_AIO_TYPE, 'threads');
   writeFileSync(`${root}/config.yaml`, 'disable_kvm: [\n');
-  t.throws(() => readCapstanVmConfig(root), { message: /config\.yaml: cannot read Capstan's configuration/ });
+  t.throws(() => readCapstanVmConfig(root), { message: /config\.yaml:\d+:\d+: cannot read Capstan's configuration: invalid YAML/ });
 });

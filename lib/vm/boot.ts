@@ -8,6 +8,7 @@ import { VmError } from '../errors.js';
 import type { DiskFormat } from '../image/disk.js';
 import { isQcow2 } from '../image/qcow2.js';
 import { stepLogger } from '../log.js';
+import { formatWarning } from '../yaml/source.js';
 import { capstanRoot } from '../repository/root.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
 import { readCapstanVmConfig, withCapstanConfig } from './capstan-config.js';
@@ -99,8 +100,8 @@ export type BootImage = string | { path: string; info?: ImageInfo | undefined };
 export async function boot(image: BootImage, options: BootOptions = {}): Promise<Vm> {
   const root = capstanRoot(options.root, options.hostEnv ?? process.env);
   // config.yaml's disable_kvm / qemu_aio_type, unless the environment says otherwise.
-  const hostEnv = withCapstanConfig(options.hostEnv ?? process.env, readCapstanVmConfig(root));
   const log = stepLogger('bootVm', { silent: options.silent });
+  const hostEnv = withCapstanConfig(options.hostEnv ?? process.env, readCapstanVmConfig(root, (w) => log.warn(formatWarning(w))));
   const imagePath = path.resolve(typeof image === 'string' ? image : image.path);
   const info = typeof image === 'string' ? undefined : image.info;
   if (!existsSync(imagePath)) {

@@ -3,15 +3,22 @@
 // override them (what Capstan's code does, whatever its docs say).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parse } from 'yaml';
-import { VmError } from '../errors.js';
+import { CapstanError, VmError } from '../errors.js';
+import { findEntry, YamlSource, type ManifestWarning } from '../yaml/source.js';
 
 export interface CapstanVmConfig {
   disableKvm?: boolean | undefined;
   qemuAioType?: string | undefined;
 }
 
-export function readCapstanVmConfig(root: string): CapstanVmConfig {
+const KEYS = ['repo_url', 'disable_kvm', 'qemu_aio_type', 'release_tag'];
+
+/**
+ * Reads config.yaml as Capstan's util.CapstanSettings (go-yaml v2: `disable_kvm: yes` is true).
+ * Capstan ignores a value of the wrong type (the default stays); so do we, with a warning.
+ * A file that is not YAML at all is an error here, where Capstan would ignore the whole file.
+ */
+export function readCapstanVmConfig(root: string, onWarning?: (warning: ManifestWarning) => void): CapstanVmConfig {
   const file = path.join(root, 'config.yaml');
   let text: string;
   try {
@@ -19,19 +26,31 @@ export function readCapstanVmConfig(root: string): CapstanVmConfig {
   } catch {
     return {};
   }
-  let doc: unknown;
+  let src: YamlSource;
   try {
-    doc = parse(text);
+    src = YamlSource.parse(text, file, { onWarning, errorClass: VmError });
   } catch (error) {
-    throw new VmError(`cannot read Capstan's configuration: ${(error as Error).message.split('\n')[0]}`, {
-      code: 'E_CAPSTAN_CONFIG', file, hint: 'Fix the YAML, or remove the file to use the defaults.',
+    const e = error as CapstanError;
+    throw new VmError(`cannot read Capstan's configuration: ${e.shortMessage}`, {
+      code: 'E_CAPSTAN_CONFIG', file, line: e.line, column: e.column, hint: 'Fix the YAML, or remove the file to use the defaults.',
     });
   }
-  if (doc === null || typeof doc !== 'object') return {};
-  const o = doc as Record<string, unknown>;
+  const entries = src.struct(src.root, '');
+  src.checkKeys(entries, KEYS, '');
+  const lenient = <T>(key: string, read: (node: ReturnType<typeof valueOf>) => T): T | undefined => {
+    const node = valueOf(key);
+    try {
+      return read(node);
+    } catch (error) {
+      if (!(error instanceof CapstanError) || error.code !== 'E_YAML_TYPE') throw error;
+      src.warn(node, 'W_CAPSTAN_CONFIG_TYPE', `${error.shortMessage}; it is ignored, as Capstan ignores it`, error.hint);
+      return undefined;
+    }
+  };
+  const valueOf = (key: string) => findEntry(entries, key)?.value ?? null;
   return {
-    disableKvm: typeof o.disable_kvm === 'boolean' ? o.disable_kvm : undefined,
-    qemuAioType: typeof o.qemu_aio_type === 'string' ? o.qemu_aio_type : undefined,
+    disableKvm: lenient('disable_kvm', (node) => src.bool(node, 'disable_kvm')),
+    qemuAioType: lenient('qemu_aio_type', (node) => src.string(node, 'qemu_aio_type')),
   };
 }
 
