@@ -23,6 +23,6 @@ export {
 } from './load.js';
 export { RUNTIMES as RUNTIME_DEFINITIONS, RUNTIME_NAMES, type RuntimeDefinition } from './runtimes.js';
 export {
-  listRuntimes, previewRuntime, initRuntime, initPackage, removeComments as removeTemplateComments,
+  listRuntimes, previewRuntime, initRuntime, initPackage, packageYamlText, rfc3339, removeComments as removeTemplateComments,
   type RuntimeDescription, type PreviewRuntimeOptions, type InitRuntimeOptions, type InitPackageOptions, type InitPackageResult,
 } from './templates.js';
