@@ -79,7 +79,7 @@ test('volumes: Capstan syntax and defaults', (t) => {
   t.deepEqual(v, { path: '/tmp/v1', format: 'qcow2', aio: 'threads', cache: 'writeback' });
   t.is(parseVolume('/nonexistent/v2').format, 'raw');
   t.throws(() => parseVolume('/tmp/v:format=vmdk'), { message: /bad volume "\/tmp\/v:format=vmdk": format "vmdk"/ });
-  t.throws(() => parseVolume('/tmp/v:size=1G'), { message: /unknown option "size=1G"/ });
+  t.throws(() => parseVolume('/tmp/v:size=1G'), { message: /unknown volume setting "size"/ });
 });
 
 test('memory sizes, instance names and socket paths', (t) => {

@@ -16,6 +16,7 @@ import { bootDrive, parseVolume, type AioMode, type VolumeSpec } from './drives.
 import { claimInstance } from './claim.js';
 import { instancePaths, readInstanceConfig, writeInstanceConfig } from './instances.js';
 import { resolveKernel } from './kernel.js';
+import { packageVolumes } from './volumes.js';
 import { parseMemory } from './memory.js';
 import { parseForward, planNetwork, type ForwardSpec, type NetworkMode } from './network.js';
 import { createInstanceOverlay, overlayBackingFile, patchOverlayCmdline, readDiskCmdline } from './overlay.js';
@@ -61,8 +62,11 @@ export interface BootOptions {
   networkDevice?: string | undefined;
   /** NIC MAC for bridge/tap; default random locally administered. */
   mac?: string | undefined;
-  /** Extra disks: `path[:format=..][:aio=..][:cache=..]`. */
-  volumes?: VolumeSpec[] | undefined;
+  /**
+   * Extra disks: `path[:format=..][:aio=..][:cache=..]` each; or `'package'` / `{package: dir}`:
+   * the volumes kept in `<dir>/volumes` (default dir: process.cwd()), see packageVolumes().
+   */
+  volumes?: VolumeSpec[] | 'package' | { package: string } | undefined;
   /** aio for the boot disk; default $CAPSTAN_QEMU_AIO_TYPE, else threads. */
   aio?: AioMode | undefined;
   /** Keep the instance (overlay + `osv.config`) after the VM ends. Default false. */
@@ -114,7 +118,10 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
   if (!Number.isInteger(cpus) || cpus < 1) {
     throw new VmError(`bad CPU count ${cpus}`, { code: 'E_VM_CPUS', hint: 'Give a whole number ≥ 1.' });
   }
-  const volumes = (options.volumes ?? []).map((v) => parseVolume(v));
+  const volumeSpecs = options.volumes === 'package' || (options.volumes && !Array.isArray(options.volumes))
+    ? await packageVolumes(options.volumes === 'package' ? process.cwd() : options.volumes.package, { onWarning: (w) => log.warn(formatWarning(w)) })
+    : options.volumes ?? [];
+  const volumes = volumeSpecs.map((v) => parseVolume(v));
   for (const v of volumes) {
     if (!existsSync(v.path)) {
       throw new VmError('the volume does not exist', { code: 'E_VM_VOLUME', file: v.path, hint: 'Create it first with createVolume().' });
