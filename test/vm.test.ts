@@ -138,3 +138,19 @@ test("Capstan's config.yaml: disable_kvm and qemu_aio_type, the environment wins
   writeFileSync(`${root}/config.yaml`, 'disable_kvm: [\n');
   t.throws(() => readCapstanVmConfig(root), { message: /config\.yaml:\d+:\d+: cannot read Capstan's configuration: invalid YAML/ });
 });
+
+test("Capstan's config.yaml read as go-yaml reads it: yes is true, a wrong-typed value is ignored with a warning, repeats warn", async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { readCapstanVmConfig } = await import('../lib/vm/capstan-config.js');
+  const root = mkdtempSync(`${tmpdir()}/capstan-cfg-`);
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  writeFileSync(`${root}/config.yaml`, 'disable_kvm: yes\nqemu_aio_type: threads\nqemu_aio_type: native\n');
+  const warnings: Array<{ code: string; line?: number | undefined }> = [];
+  t.deepEqual(readCapstanVmConfig(root, (w) => warnings.push(w)), { disableKvm: true, qemuAioType: 'native' });
+  t.like(warnings, [{ code: 'W_YAML_DUPLICATE_KEY', line: 3 }]);
+  writeFileSync(`${root}/config.yaml`, 'disable_kvm: maybe\nqemu_aio_type: native\n');
+  warnings.length = 0;
+  t.deepEqual(readCapstanVmConfig(root, (w) => warnings.push(w)), { disableKvm: undefined, qemuAioType: 'native' });
+  t.like(warnings, [{ code: 'W_CAPSTAN_CONFIG_TYPE', line: 1 }]);
+});
