@@ -121,14 +121,17 @@ export class YamlSource {
   struct(node: Node | null, path: string, mapFields: readonly string[] = []): Entry[] {
     const where = path ? ` in ${path}` : '';
     return this.entries(node, path, 'text', (key, earlier) => mapFields.includes(key)
-      ? `\`${key}\`${where} is given again (first at line ${this.lineOf(earlier)}); Capstan's YAML reader adds these entries to the earlier ones, later ones winning`
-      : `\`${key}\`${where} is given again (first at line ${this.lineOf(earlier)}); Capstan's YAML reader keeps the last value, this one`);
+      ? [`\`${key}\`${where} is given again (first at line ${this.lineOf(earlier)}); Capstan's YAML reader adds these entries to the earlier ones, later ones winning`,
+        'Merge the two into one mapping.']
+      : [`\`${key}\`${where} is given again (first at line ${this.lineOf(earlier)}); Capstan's YAML reader keeps the last value, this one`,
+        'Remove one of the two (the earlier one is ignored).']);
   }
 
   /** The entries of a Go map (keys decoded as `decode`). A repeated key warns; the last one wins. */
   map(node: Node | null, path: string, decode: Decode = 'text'): Entry[] {
-    return this.entries(node, path, decode, (key, earlier) =>
-      `key \`${key}\`${path ? ` in ${path}` : ''} is given again (first at line ${this.lineOf(earlier)}); Capstan's YAML reader keeps the last one, this one`);
+    return this.entries(node, path, decode, (key, earlier) => [
+      `key \`${key}\`${path ? ` in ${path}` : ''} is given again (first at line ${this.lineOf(earlier)}); Capstan's YAML reader keeps the last one, this one`,
+      'Remove one of the two (the earlier one is ignored).']);
   }
 
   /**
@@ -218,7 +221,7 @@ export class YamlSource {
     return node === null || (isScalar(node) && this.scalar(node).kind === 'null');
   }
 
-  private entries(node: Node | null, path: string, decode: Decode, duplicate: (key: string, earlier: Node | null) => string): Entry[] {
+  private entries(node: Node | null, path: string, decode: Decode, duplicate: (key: string, earlier: Node | null) => [message: string, hint: string]): Entry[] {
     node = this.deref(node);
     if (this.isNull(node)) return [];
     if (!isMap(node)) {
@@ -234,7 +237,7 @@ export class YamlSource {
         continue;
       }
       if (!o.merged && before.lastExplicit !== undefined) {
-        this.warn(o.keyNode, 'W_YAML_DUPLICATE_KEY', duplicate(key, before.lastExplicit), 'Remove one of the two (the earlier one is ignored).');
+        this.warn(o.keyNode, 'W_YAML_DUPLICATE_KEY', ...duplicate(key, before.lastExplicit));
       } else if (o.merged && before.lastExplicit !== undefined) {
         // go-yaml applies a merge where `<<` stands, over keys written before it.
         this.warn(before.lastExplicit, 'W_YAML_MERGE_OVERRIDE',
