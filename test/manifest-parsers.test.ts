@@ -82,12 +82,17 @@ test('package.yaml: YAML syntax error becomes a ManifestError with line and colu
   t.notRegex(e.message, /\n\s+at /); // no stack trace in the message
 });
 
-test('package.yaml: duplicate keys are a syntax error at the duplicate', (t) => {
-  const e = thrown(t, () => parsePackageYaml('name: a\ntitle: b\nname: c\nauthor: d\n', 'meta/package.yaml'));
-  t.is(e.code, 'E_YAML_SYNTAX');
+test('package.yaml: a repeated key warns at the repeat and the last one wins; strict makes it an error there', (t) => {
+  const warnings: ManifestWarning[] = [];
+  const info = parsePackageYaml('name: a\ntitle: b\nname: c\nauthor: d\n', 'meta/package.yaml', { onWarning: (w) => warnings.push(w) });
+  t.is(info.name, 'c');
+  t.like(warnings, [{ code: 'W_YAML_DUPLICATE_KEY', file: 'meta/package.yaml', line: 3, column: 1 }]);
+  t.regex(warnings[0]!.message, /`name` is given again \(first at line 1\); Capstan's YAML reader keeps the last value/);
+  const e = thrown(t, () => parsePackageYaml('name: a\ntitle: b\nname: c\nauthor: d\n', 'meta/package.yaml', { strict: true }));
+  t.is(e.code, 'E_YAML_DUPLICATE_KEY');
   t.is(e.line, 3);
   t.is(e.column, 1);
-  t.regex(e.message, /only once/);
+  t.regex(e.message, /^meta\/package\.yaml:3:1: `name` is given again/);
 });
 
 test('package.yaml: tabs for indentation', (t) => {

@@ -1,7 +1,7 @@
 // boot() under real QEMU with the stand-in boot sector (test/helpers/stand-in.ts) and the
 // stand-in multiboot kernel (test/helpers/stand-in-kernel.ts). No network beyond 127.0.0.1.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -260,11 +260,14 @@ test('a detached VM outlives the process that booted it, and is stopped by name 
   await deleteInstance('bg', { root: dir });
 });
 
-test('volumes: created by our code, attached, accepted by QEMU and qemu-img', async (t) => {
+test('volumes: created by our code in the package, attached from its volumes folder, accepted by QEMU and qemu-img', async (t) => {
   const { dir, image, start } = await setup(t);
-  const raw = await createVolume(path.join(dir, 'volumes', 'vol1'), { size: '64M' });
-  const q = await createVolume(path.join(dir, 'volumes', 'vol2'), { size: '1G', format: 'qcow2' });
+  mkdirSync(path.join(dir, 'meta'));
+  writeFileSync(path.join(dir, 'meta', 'package.yaml'), 'name: app\ntitle: App\nauthor: me\n');
+  const raw = await createVolume(dir, 'vol1', { size: '64M' });
+  const q = await createVolume(dir, 'vol2', { size: '1G', format: 'qcow2', aio: 'threads', cache: 'writeback' });
   t.is(raw.size, 64 * 1048576);
+  t.is(raw.path, path.join(dir, 'volumes', 'vol1'));
   const rawInfo = JSON.parse((await execa('qemu-img', ['info', '--output=json', raw.path])).stdout) as Record<string, number | string>;
   t.is(rawInfo['format'], 'raw');
   t.is(rawInfo['virtual-size'], 64 * 1048576);
@@ -272,12 +275,12 @@ test('volumes: created by our code, attached, accepted by QEMU and qemu-img', as
   await execa('qemu-img', ['check', q.path]);
   const qInfo = JSON.parse((await execa('qemu-img', ['info', '--output=json', q.path])).stdout) as Record<string, number | string>;
   t.is(qInfo['virtual-size'], 1024 * 1048576);
-  await t.throwsAsync(createVolume(raw.path), { message: /already exists/ });
-  const vm = await start(image, { volumes: [raw.path, `${q.path}:format=qcow2:aio=threads:cache=writeback`] });
+  await t.throwsAsync(createVolume(dir, 'vol1'), { message: /already exists/ });
+  const vm = await start(image, { volumes: { package: dir } });
   const exit = await vm.exited;
   t.is(exit.exitCode, STAND_IN_EXIT_OK);
-  t.regex(vm.command, /id=hd1,format=raw/);
-  t.regex(vm.command, /id=hd2,format=qcow2,aio=threads,cache=writeback/);
+  t.regex(vm.command, /file=[^ ]*\/volumes\/vol1,if=none,id=hd1,format=raw/);
+  t.regex(vm.command, /file=[^ ]*\/volumes\/vol2,if=none,id=hd2,format=qcow2,aio=threads,cache=writeback/);
 });
 
 test('KVM failing at start: retried once under TCG, and said so', async (t) => {

@@ -78,8 +78,9 @@ test('volumes: Capstan syntax and defaults', (t) => {
   const v = parseVolume('/tmp/v1:format=qcow2:aio=threads:cache=writeback');
   t.deepEqual(v, { path: '/tmp/v1', format: 'qcow2', aio: 'threads', cache: 'writeback' });
   t.is(parseVolume('/nonexistent/v2').format, 'raw');
-  t.throws(() => parseVolume('/tmp/v:format=vmdk'), { message: /bad volume "\/tmp\/v:format=vmdk": format "vmdk"/ });
-  t.throws(() => parseVolume('/tmp/v:size=1G'), { message: /unknown option "size=1G"/ });
+  t.is(parseVolume('/tmp/v:format=vmdk').format, 'vmdk', 'QEMU attaches vmdk and vdi volumes too');
+  t.throws(() => parseVolume('/tmp/v:format=qcow3'), { message: /bad volume "\/tmp\/v:format=qcow3": format "qcow3"/ });
+  t.throws(() => parseVolume('/tmp/v:size=1G'), { message: /unknown volume setting "size"/ });
 });
 
 test('memory sizes, instance names and socket paths', (t) => {
@@ -136,5 +137,21 @@ test("Capstan's config.yaml: disable_kvm and qemu_aio_type, the environment wins
   t.is(env.CAPSTAN_QEMU_AIO_TYPE, 'native');
   t.is(withCapstanConfig({ CAPSTAN_DISABLE_KVM: '0', CAPSTAN_QEMU_AIO_TYPE: 'threads' }, config).CAPSTAN_QEMU_AIO_TYPE, 'threads');
   writeFileSync(`${root}/config.yaml`, 'disable_kvm: [\n');
-  t.throws(() => readCapstanVmConfig(root), { message: /config\.yaml: cannot read Capstan's configuration/ });
+  t.throws(() => readCapstanVmConfig(root), { message: /config\.yaml:\d+:\d+: cannot read Capstan's configuration: invalid YAML/ });
+});
+
+test("Capstan's config.yaml read as go-yaml reads it: yes is true, a wrong-typed value is ignored with a warning, repeats warn", async (t) => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { readCapstanVmConfig } = await import('../lib/vm/capstan-config.js');
+  const root = mkdtempSync(`${tmpdir()}/capstan-cfg-`);
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  writeFileSync(`${root}/config.yaml`, 'disable_kvm: yes\nqemu_aio_type: threads\nqemu_aio_type: native\n');
+  const warnings: Array<{ code: string; line?: number | undefined }> = [];
+  t.deepEqual(readCapstanVmConfig(root, (w) => warnings.push(w)), { disableKvm: true, qemuAioType: 'native' });
+  t.like(warnings, [{ code: 'W_YAML_DUPLICATE_KEY', line: 3 }]);
+  writeFileSync(`${root}/config.yaml`, 'disable_kvm: maybe\nqemu_aio_type: native\n');
+  warnings.length = 0;
+  t.deepEqual(readCapstanVmConfig(root, (w) => warnings.push(w)), { qemuAioType: 'native' }, 'the ignored key is absent');
+  t.like(warnings, [{ code: 'W_CAPSTAN_CONFIG_TYPE', line: 1 }]);
 });

@@ -15,19 +15,29 @@ export function parseSizeMiB(text: string, lenient = false): number | undefined 
   return mib > 0 ? mib : undefined;
 }
 
-/** Parses a disk size into bytes: `"10G"` → 10 GiB, `"512M"` → 512 MiB, `1048576` → 1 MiB. */
-export function parseDiskSize(value: string | number): number {
+/**
+ * Parses a disk size into bytes: `"10G"` → 10 GiB, `"512M"` → 512 MiB, `1048576` → 1 MiB.
+ * Text needs Capstan's unit, as ParseMemSize does: `"1024"` is refused, not read as MiB.
+ * `what` names the size in messages ("the image size", "the volume size").
+ */
+export function parseDiskSize(value: string | number, what = 'the image size'): number {
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value) || value <= 0) {
-      throw new ImageError(`the image size ${value} is not a positive whole number of bytes`, { code: 'E_SIZE_INVALID' });
+      throw new ImageError(`${what} ${value} is not a positive whole number of bytes`, { code: 'E_SIZE_INVALID' });
     }
     return value;
   }
-  const mib = parseSizeMiB(String(value));
+  const text = String(value);
+  const mib = parseSizeMiB(text);
   if (mib === undefined) {
-    throw new ImageError(`the image size "${value}" is not understood`, {
+    const zero = /^\s*0+\s*(m|mb|M|MB|g|gb|G|GB)\s*$/.test(text);
+    const bare = /^\s*\d+\s*$/.test(text);
+    // Capstan's own words: "<size>: memory size must be larger than zero" / "unrecognized memory size".
+    throw new ImageError(zero ? `${what} "${text}" must be larger than zero` : `${what} "${text}" is not understood${bare ? ': it has no unit' : ''}`, {
       code: 'E_SIZE_INVALID',
-      hint: 'Write it as Capstan does: a positive number followed by M/MB (MiB) or G/GB (GiB), e.g. "10G" or "512M".',
+      hint: bare
+        ? `Capstan's sizes need a unit: write "${text.trim()}M" for MiB or "${text.trim()}G" for GiB (or give a number of bytes).`
+        : 'Write it as Capstan does: a positive number followed by M/MB (MiB) or G/GB (GiB), e.g. "10G" or "512M".',
     });
   }
   return mib * MIB;

@@ -8,7 +8,7 @@ import { fallbackPackageInfo, packageInfoFromObject, parsePackageYaml } from './
 import { parseRunYaml, runConfigFromObject } from './run-yaml.js';
 import { RUNTIMES } from './runtimes.js';
 import type { Capstanfile, Manifest, PackageInfo, RunConfig } from './types.js';
-import type { ManifestWarning } from './yaml-source.js';
+import type { ManifestWarning } from '../yaml/source.js';
 
 export const DEFAULT_BOOTSTRAP_PACKAGE = 'osv.bootstrap';
 const OPTIONS_LABEL = 'resolveManifest options';

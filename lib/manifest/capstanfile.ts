@@ -1,7 +1,7 @@
 // The legacy Capstanfile (capstan-behaviour.md §2.1, Capstan core/template.go).
 import path from 'node:path';
 import type { Capstanfile } from './types.js';
-import { findEntry, YamlSource, type ParseOptions } from './yaml-source.js';
+import { findEntry, YamlSource, type ParseOptions } from '../yaml/source.js';
 
 const KEYS = ['base', 'cmdline', 'build', 'files', 'rootfs', 'rpm-base'] as const;
 
@@ -25,7 +25,8 @@ export function capstanfileFromObject(value: unknown, label: string, options: Ca
 }
 
 function readCapstanfile(src: YamlSource, options: CapstanfileOptions): Capstanfile {
-  const entries = src.mapping(src.root, '');
+  // core.Template: strings, and `files` a map[string]string (repeated `files:` blocks add up).
+  const entries = src.struct(src.root, '', ['files']);
   src.checkKeys(entries, KEYS, '');
   const get = (key: string) => findEntry(entries, key);
 
@@ -51,7 +52,7 @@ function readCapstanfile(src: YamlSource, options: CapstanfileOptions): Capstanf
 
   const pathKind = options.pathKind;
   const filesEntry = get('files');
-  for (const f of src.stringMap(filesEntry?.value ?? null, 'files')) {
+  for (const f of src.stringMapOf(src.mergedMap(filesEntry, 'files'), 'files')) {
     if (!f.key.startsWith('/')) {
       throw src.error(f.keyNode, 'E_CAPSTANFILE_FILES', `files: image path '${f.key}' must be absolute`, `Write it as '/${f.key}'.`);
     }

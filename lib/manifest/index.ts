@@ -3,7 +3,8 @@
 export type {
   BootSource, Capstanfile, ConfigSet, Manifest, ManifestSources, PackageInfo, RunConfig, RuntimeName,
 } from './types.js';
-export type { ManifestWarning, ParseOptions } from './yaml-source.js';
+export type { ManifestWarning, ParseOptions, Decode as YamlDecode } from '../yaml/source.js';
+export { formatWarning } from '../yaml/source.js';
 export { parsePackageYaml, packageInfoFromObject, fallbackPackageInfo } from './package-yaml.js';
 export { parseRunYaml, runConfigFromObject } from './run-yaml.js';
 export { parseCapstanfile, capstanfileFromObject, type CapstanfileOptions, type PathKind as HostPathKind } from './capstanfile.js';
@@ -22,6 +23,6 @@ export {
 } from './load.js';
 export { RUNTIMES as RUNTIME_DEFINITIONS, RUNTIME_NAMES, type RuntimeDefinition } from './runtimes.js';
 export {
-  listRuntimes, previewRuntime, initRuntime, initPackage, removeComments as removeTemplateComments,
+  listRuntimes, previewRuntime, initRuntime, initPackage, packageYamlText, rfc3339, removeComments as removeTemplateComments,
   type RuntimeDescription, type PreviewRuntimeOptions, type InitRuntimeOptions, type InitPackageOptions, type InitPackageResult,
 } from './templates.js';

@@ -1,6 +1,9 @@
-// meta/package.yaml (capstan-behaviour.md §2.2, osv-image-formats.md §5.1).
+// meta/package.yaml (capstan-behaviour.md §2.2, osv-image-formats.md §5.1), read as go-yaml v2
+// fills Capstan's core.Package: every field a string (the scalar as written: `version: 1.10`
+// stays "1.10"), `require` a []string, `binary` a map, `created` Capstan's lenient YamlTime.
+import { isScalar } from 'yaml';
 import type { PackageInfo } from './types.js';
-import { findEntry, YamlSource, type ParseOptions } from './yaml-source.js';
+import { findEntry, YamlSource, type ParseOptions } from '../yaml/source.js';
 
 export const PACKAGE_YAML_KEYS = ['name', 'title', 'author', 'version', 'require', 'created', 'platform', 'binary'] as const;
 
@@ -20,7 +23,7 @@ export function packageInfoFromObject(value: unknown, label: string, options: Pa
 }
 
 function readPackageInfo(src: YamlSource): PackageInfo {
-  const entries = src.mapping(src.root, '');
+  const entries = src.struct(src.root, '', ['binary']);
   src.checkKeys(entries, PACKAGE_YAML_KEYS, '');
   const text = (key: string) => src.string(findEntry(entries, key)?.value ?? null, key);
   const required = (key: 'name' | 'title' | 'author') => {
@@ -37,11 +40,18 @@ function readPackageInfo(src: YamlSource): PackageInfo {
   if (version !== undefined) info.version = version;
   const requireEntry = findEntry(entries, 'require');
   info.require = src.stringList(requireEntry?.value ?? null, 'require');
-  const created = text('created');
-  if (created !== undefined) info.created = created;
+  // YamlTime takes anything: what is not a time is shown as N/A, never an error.
+  const createdNode = findEntry(entries, 'created')?.value ?? null;
+  if (createdNode && !isScalar(createdNode)) {
+    src.warn(createdNode, 'W_PACKAGE_YAML_CREATED', '`created` is not a time and is ignored (Capstan shows it as N/A)',
+      'Write it as RFC 3339 (`created: 2024-05-01T10:00:00+02:00`) or `2024-05-01 10:00`.');
+  } else {
+    const created = text('created');
+    if (created !== undefined) info.created = created;
+  }
   const platform = text('platform');
   if (platform !== undefined) info.platform = platform;
   const binaryEntry = findEntry(entries, 'binary');
-  if (binaryEntry) info.binary = Object.fromEntries(src.stringMap(binaryEntry.value, 'binary').map((e) => [e.key, e.value]));
+  if (binaryEntry) info.binary = Object.fromEntries(src.stringMapOf(src.mergedMap(binaryEntry, 'binary'), 'binary').map((e) => [e.key, e.value]));
   return info;
 }

@@ -1,10 +1,16 @@
 // meta/run.yaml (capstan-behaviour.md §2.3, osv-image-formats.md §5.2): runtime, config sets
 // and config_set_default, each config set turned into the text of its /run/<name> file.
+//
+// Read as Capstan's runtime/parser.go reads it: the top level into a struct (`config_set` a
+// map[string]map[string]interface{}), then each config set marshalled back to YAML and read into
+// the runtime's struct. So a config set's values pass through interface{}: `env: {DEBUG: yes}`
+// gives DEBUG=true and `PORT: 08080` gives 8080, as in Capstan, while top-level strings keep
+// their spelling.
 import type { Node } from 'yaml';
 import { RUNTIME_NAMES, RUNTIMES, isRuntimeName, runtimeDerivation, validateRuntimeFields, type RuntimeFields } from './runtimes.js';
 import { softEnvPrefix } from './boot-scripts.js';
 import type { ConfigSet, RunConfig, RuntimeName } from './types.js';
-import { findEntry, YamlSource, type Entry, type ParseOptions } from './yaml-source.js';
+import { findEntry, YamlSource, type Entry, type ParseOptions } from '../yaml/source.js';
 
 const TOP_KEYS = ['runtime', 'config_set', 'config_set_default'] as const;
 const COMMON_SET_KEYS = ['env', 'base'] as const;
@@ -20,7 +26,7 @@ export function runConfigFromObject(value: unknown, label: string, options: Pars
 }
 
 function readRunConfig(src: YamlSource): RunConfig {
-  const entries = src.mapping(src.root, '');
+  const entries = src.struct(src.root, '', ['config_set']);
   src.checkKeys(entries, TOP_KEYS, '');
 
   const runtimeEntry = findEntry(entries, 'runtime');
@@ -35,7 +41,7 @@ function readRunConfig(src: YamlSource): RunConfig {
   }
 
   const setsEntry = findEntry(entries, 'config_set');
-  const setEntries = src.mapping(setsEntry?.value ?? null, 'config_set');
+  const setEntries = src.mergedMap(setsEntry, 'config_set');
   if (setEntries.length === 0) {
     throw src.error(setsEntry?.keyNode ?? src.root, 'E_RUN_YAML_CONFIG_SET_MISSING', 'at least one config_set must be provided',
       'Add a `config_set:` mapping with one named set, e.g.\n  config_set:\n    default:\n      bootcmd: /app.so');
@@ -68,22 +74,23 @@ function readConfigSet(src: YamlSource, runtime: RuntimeName, entry: Entry): Con
       'Use a name without slashes, spaces or semicolons.');
   }
   const def = RUNTIMES[runtime];
-  const fields = src.mapping(entry.value, path);
+  // A config set is a map[string]interface{}: a repeated key replaces the earlier one whole.
+  const fields = src.map(entry.value, path);
   src.checkKeys(fields, [...Object.keys(def.fields), ...COMMON_SET_KEYS], `${path} (runtime ${runtime})`);
 
   const f: RuntimeFields = { args: [], classpath: [], jvm_args: [], node_args: [], python_args: [] };
   const record = f as unknown as Record<string, unknown>;
   for (const [key, kind] of Object.entries(def.fields)) {
     const node = findEntry(fields, key)?.value ?? null;
-    if (kind === 'string') record[key] = src.string(node, `${path}.${key}`);
-    else if (kind === 'list') record[key] = src.stringList(node, `${path}.${key}`);
+    if (kind === 'string') record[key] = src.string(node, `${path}.${key}`, 'interface');
+    else if (kind === 'list') record[key] = src.stringList(node, `${path}.${key}`, 'interface');
     else record[key] = src.bool(node, `${path}.${key}`);
   }
 
   // Common fields (CommonRuntime.Validate): env without spaces, base as <pkg>:<config_set>.
   const envEntry = findEntry(fields, 'env');
   const env: Record<string, string> = {};
-  for (const e of src.stringMap(envEntry?.value ?? null, `${path}.env`)) {
+  for (const e of src.stringMap(envEntry?.value ?? null, `${path}.env`, 'interface')) {
     if (e.key.includes(' ') || e.value.includes(' ')) {
       throw src.error(e.key.includes(' ') ? e.keyNode : e.valueNode, 'E_RUN_YAML_ENV_SPACES',
         `spaces not allowed in env key/value: '${e.key}':'${e.value}'`,
@@ -92,7 +99,7 @@ function readConfigSet(src: YamlSource, runtime: RuntimeName, entry: Entry): Con
     env[e.key] = e.value;
   }
   const baseEntry = findEntry(fields, 'base');
-  const base = src.string(baseEntry?.value ?? null, `${path}.base`) || undefined;
+  const base = src.string(baseEntry?.value ?? null, `${path}.base`, 'interface') || undefined;
   if (base !== undefined) {
     const i = base.indexOf(':');
     if (i <= 0 || i === base.length - 1) {

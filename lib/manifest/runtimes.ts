@@ -29,13 +29,10 @@ export interface RuntimeDefinition {
   defaultBase?: string | undefined;
   /** Bases that behave like defaultBase, so the runtime's env applies (`^openjdk.*` for java). */
   compatibleBase?: RegExp | undefined;
-  /** Capstan's `GetYamlTemplate()` for the runtime-specific part. */
+  /** Capstan's `GetYamlTemplate()` for the runtime-specific part, to the byte (its typos too). */
   template: string;
 }
 
-// Common part of every template (CommonRuntime.GetYamlTemplate). Capstan's template ends with an
-// active `base: "<package-name>:<config_set>"` line, which its own validation rejects next to
-// java/node/python fields; ours keeps that line commented out so a fresh template parses.
 /** The `args` block the java, node and python templates share (as in Capstan). */
 const ARGS_TEMPLATE = `
 # OPTIONAL
@@ -47,6 +44,8 @@ args:
    - <list>
 `;
 
+// Common part of the java, node and python templates (CommonRuntime.GetYamlTemplate), as
+// Capstan has it: its `base` line is active (previewRuntime's commentOutBase comments it out).
 const COMMON_TEMPLATE = `
 # OPTIONAL
 # Environment variables.
@@ -59,7 +58,7 @@ env:
 
 # OPTIONAL
 # Configuration to contextualize.
-# Example value: base: "<package-name>:<config_set>"
+base: "<package-name>:<config_set>"
 `;
 
 export const RUNTIMES: Readonly<Record<RuntimeName, RuntimeDefinition>> = {
@@ -74,7 +73,7 @@ export const RUNTIMES: Readonly<Record<RuntimeName, RuntimeDefinition>> = {
 # Note that package root will correspond to filesystem root (/) in OSv image.
 # Example value: /usr/bin/simpleFoam.so -help
 bootcmd: <command>
-` + COMMON_TEMPLATE,
+`,
   },
   java: {
     name: 'java',
@@ -155,7 +154,7 @@ main: <filepath>
 
 # OPTIONAL
 # A list of Python args.
-# Example value: python_args:
+# Example value: node_args:
 #                   - -O
 python_args:
    - <list>

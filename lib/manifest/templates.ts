@@ -2,8 +2,8 @@
 // (Capstan cmd/runtime.go, cmd/package.go InitPackage).
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Document } from 'yaml';
 import { ManifestError } from '../errors.js';
+import { marshalGoFields, type GoField } from '../yaml/go-emit.js';
 import { RUNTIME_NAMES, RUNTIMES, isRuntimeName } from './runtimes.js';
 import type { RuntimeName } from './types.js';
 
@@ -22,15 +22,22 @@ export function listRuntimes(): RuntimeDescription[] {
 export interface PreviewRuntimeOptions {
   /** Strip comments and blank lines (`--plain`). */
   plain?: boolean | undefined;
+  /**
+   * The whole output of `capstan runtime preview`: the template between its dashed lines, and
+   * the closing note about `capstan runtime init`. Default false: the template alone.
+   */
+  frame?: boolean | undefined;
+  /**
+   * Not Capstan's: comment out the template's `base: "<package-name>:<config_set>"` line, which
+   * Capstan's (and our) validation refuses next to java, node and python fields, so the template
+   * parses as it stands. With `plain` the line is then removed. Default false (Capstan's text).
+   */
+  commentOutBase?: boolean | undefined;
 }
 
-/** The meta/run.yaml template for a runtime (`capstan runtime preview`), commented unless plain. */
-export function previewRuntime(runtime: string, options: PreviewRuntimeOptions = {}): string {
-  const def = RUNTIMES[checkRuntime(runtime)];
-  // composeConf: the runtime part is trimmed and indented under the sample config set.
-  const part = def.template.trim().replaceAll('\n', '\n      ');
-  const text = `
-runtime: ${def.name}
+// cmd/runtime.go composeConf, to the byte (the stale --runconfig note and trailing spaces too).
+const CONF_SKELETON = `
+runtime: RUNTIME
 
 config_set: 
 
@@ -38,24 +45,46 @@ config_set:
    ### This is one configuration set (feel free to rename it).  ###
    ################################################################
    myconfig1:
-      ${part}   
+      PLACEHOLDER   
 
    # Add as many named configurations as you need
 
 # OPTIONAL
 # What config_set should be used as default.
-# This value can be overwritten with the boot option (capstan: --boot).
+# This value can be overwritten with --runconfig argument.
 config_set_default: myconfig1
 `;
-  return options.plain ? removeComments(text) : text;
+
+const BASE_LINE = 'base: "<package-name>:<config_set>"';
+
+/** The meta/run.yaml template for a runtime (`capstan runtime preview`), commented unless plain. */
+export function previewRuntime(runtime: string, options: PreviewRuntimeOptions = {}): string {
+  const def = RUNTIMES[checkRuntime(runtime)];
+  let template = def.template;
+  if (options.commentOutBase) template = template.split('\n').map((l) => l === BASE_LINE ? `# ${l}` : l).join('\n');
+  let text = composeConf(def.name, template);
+  if (options.frame) text = `--------- meta/run.yaml ---------\n${text}---------------------------------\n`;
+  if (options.plain) text = removeComments(text);
+  if (options.frame) text += "Use 'capstan runtime init' to persist this template into $CWD/meta/run.yaml\n";
+  return text;
 }
 
-/** Capstan's removeComments: comment lines, then blank lines. */
+function composeConf(name: string, template: string): string {
+  // The runtime part is trimmed and indented under the sample config set; then RUNTIME is
+  // replaced everywhere, in Capstan's order (functions, so `$` in a template stays literal).
+  const part = template.trim().replaceAll('\n', '\n      ');
+  return CONF_SKELETON.replaceAll('PLACEHOLDER', () => part).replaceAll('RUNTIME', () => name);
+}
+
+/**
+ * Capstan's removeComments: `(?m)^ *#.*$[\r\n]+`, then `(?m)^ *$[\r\n]+`, with Go's regexp
+ * meaning (a line starts after \n only; `.` takes \r too).
+ */
 export function removeComments(text: string): string {
-  return text.replace(/^ *#.*$[\r\n]+/gm, '').replace(/^ *$[\r\n]+/gm, '');
+  return text.replace(/(?<=^|\n) *#[^\n]*\n[\r\n]*/g, '').replace(/(?<=^|\n) *\n[\r\n]*/g, '');
 }
 
-export interface InitRuntimeOptions extends PreviewRuntimeOptions {
+export interface InitRuntimeOptions extends Omit<PreviewRuntimeOptions, 'frame'> {
   /** Overwrite an existing meta/run.yaml. */
   force?: boolean | undefined;
 }
@@ -66,7 +95,7 @@ export interface InitRuntimeOptions extends PreviewRuntimeOptions {
  * Resolves with the path written.
  */
 export async function initRuntime(dir: string, runtime: string, options: InitRuntimeOptions = {}): Promise<string> {
-  const content = previewRuntime(runtime, options);
+  const content = previewRuntime(runtime, { plain: options.plain, commentOutBase: options.commentOutBase });
   const packageYaml = path.join(dir, 'meta', 'package.yaml');
   if (!(await exists(packageYaml))) {
     throw new ManifestError(`${dir} is not a package: meta/package.yaml is missing`, {
@@ -92,6 +121,23 @@ export interface InitPackageOptions {
   force?: boolean | undefined;
   /** The `created` stamp (default now). */
   created?: Date | undefined;
+  /** With `runtime`: comment out the stub's `base` line (see previewRuntime). */
+  commentOutBase?: boolean | undefined;
+}
+
+/**
+ * meta/package.yaml as `capstan package init` writes it: yaml.Marshal of core.Package, so its
+ * field order, omitempty and go-yaml's quoting (`created` is double-quoted, a title with `: `
+ * single-quoted, a long one folded at 80 columns).
+ */
+export function packageYamlText(p: Pick<InitPackageOptions, 'name' | 'title' | 'author' | 'version' | 'require' | 'platform'> & { created: Date }): string {
+  const fields: GoField[] = [['name', p.name], ['title', p.title]];
+  if (p.author) fields.push(['author', p.author]);
+  if (p.version) fields.push(['version', p.version]);
+  if (p.require?.length) fields.push(['require', [...p.require]]);
+  fields.push(['created', rfc3339(p.created)]);
+  if (p.platform) fields.push(['platform', p.platform]);
+  return marshalGoFields(fields);
 }
 
 export interface InitPackageResult {
@@ -114,16 +160,11 @@ export async function initPackage(dir: string, options: InitPackageOptions): Pro
     await refuseExisting(packageYaml, 'E_PACKAGE_YAML_EXISTS');
     if (options.runtime !== undefined) await refuseExisting(runYaml, 'E_RUN_YAML_EXISTS');
   }
-  // Key order and omissions follow Capstan's Package struct (omitempty).
-  const data: Record<string, unknown> = { name: options.name, title: options.title, author: options.author };
-  if (options.version) data.version = options.version;
-  if (options.require?.length) data.require = [...options.require];
-  data.created = rfc3339(options.created ?? new Date());
-  if (options.platform) data.platform = options.platform;
   await fs.mkdir(meta, { recursive: true, mode: 0o755 });
-  await fs.writeFile(packageYaml, new Document(data, { version: '1.1' }).toString(), { mode: 0o644 });
+  await fs.writeFile(packageYaml, packageYamlText({ ...options, created: options.created ?? new Date() }), { mode: 0o644 });
   const result: InitPackageResult = { packageYaml };
-  if (options.runtime !== undefined) result.runYaml = await initRuntime(dir, options.runtime, { force: true });
+  // Capstan stubs the commented template and overwrites an existing run.yaml.
+  if (options.runtime !== undefined) result.runYaml = await initRuntime(dir, options.runtime, { force: true, commentOutBase: options.commentOutBase });
   return result;
 }
 

@@ -1,9 +1,12 @@
-// `<CAPSTAN_ROOT>/config.yaml` (capstan-behaviour.md §2.5): repo_url, disable_kvm,
-// qemu_aio_type, release_tag. Read whole here; each domain takes the keys it needs.
+// `<CAPSTAN_ROOT>/config.yaml` (capstan-behaviour.md §2.5), read as Capstan's
+// util.CapstanSettings is: go-yaml v2 (`disable_kvm: yes` is true), a value of the wrong type
+// ignored (the default stays) with a warning, as Capstan ignores it. A file that is not YAML at
+// all is an error here, where Capstan would silently ignore the whole file. One reader; each
+// domain takes the keys it needs (repo_url and release_tag here, the VM keys in lib/vm).
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parse } from 'yaml';
-import { RepositoryError } from '../errors.js';
+import { CapstanError, RepositoryError } from '../errors.js';
+import { findEntry, YamlSource, type ManifestWarning } from '../yaml/source.js';
 
 export interface CapstanConfig {
   repoUrl?: string | undefined;
@@ -12,12 +15,14 @@ export interface CapstanConfig {
   releaseTag?: string | undefined;
 }
 
+const KEYS = ['repo_url', 'disable_kvm', 'qemu_aio_type', 'release_tag'];
+
 export function capstanConfigPath(root: string): string {
   return path.join(root, 'config.yaml');
 }
 
-/** Reads config.yaml; a missing file is an empty configuration, a broken one a clear error. */
-export function readCapstanConfig(root: string): CapstanConfig {
+/** Reads config.yaml; a missing file is an empty configuration. Only the keys the file sets are present. */
+export function readCapstanConfig(root: string, onWarning?: (warning: ManifestWarning) => void): CapstanConfig {
   const file = capstanConfigPath(root);
   let text: string;
   try {
@@ -25,25 +30,34 @@ export function readCapstanConfig(root: string): CapstanConfig {
   } catch {
     return {};
   }
-  let doc: unknown;
+  let src: YamlSource;
   try {
-    // yaml.v2 (Capstan's reader) follows YAML 1.1: `disable_kvm: yes` is true there too.
-    doc = parse(text, { version: '1.1' });
+    src = YamlSource.parse(text, file, { onWarning, errorClass: RepositoryError });
   } catch (error) {
-    throw new RepositoryError(`cannot read Capstan's configuration: ${(error as Error).message.split('\n')[0]}`, {
-      code: 'E_CAPSTAN_CONFIG', file, hint: 'Fix the YAML, or remove the file to use the defaults.',
+    const e = error as CapstanError;
+    throw new RepositoryError(`cannot read Capstan's configuration: ${e.shortMessage}`, {
+      code: 'E_CAPSTAN_CONFIG', file, line: e.line, column: e.column, hint: 'Fix the YAML, or remove the file to use the defaults.',
     });
   }
-  if (doc === null || typeof doc !== 'object') return {};
-  const o = doc as Record<string, unknown>;
-  const text1 = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
-  const config: CapstanConfig = {
-    repoUrl: text1(o.repo_url),
-    disableKvm: typeof o.disable_kvm === 'boolean' ? o.disable_kvm : undefined,
-    qemuAioType: text1(o.qemu_aio_type),
-    releaseTag: text1(o.release_tag),
+  const entries = src.struct(src.root, '');
+  src.checkKeys(entries, KEYS, '');
+  const valueOf = (key: string) => findEntry(entries, key)?.value ?? null;
+  const lenient = <T>(key: string, read: (node: ReturnType<typeof valueOf>) => T): T | undefined => {
+    const node = valueOf(key);
+    try {
+      return read(node);
+    } catch (error) {
+      if (!(error instanceof CapstanError) || error.code !== 'E_YAML_TYPE') throw error;
+      src.warn(node, 'W_CAPSTAN_CONFIG_TYPE', `${error.shortMessage}; it is ignored, as Capstan ignores it`, error.hint);
+      return undefined;
+    }
   };
-  // Only the keys the file sets.
+  const config: CapstanConfig = {
+    repoUrl: lenient('repo_url', (n) => src.string(n, 'repo_url')) || undefined,
+    disableKvm: lenient('disable_kvm', (n) => src.bool(n, 'disable_kvm')),
+    qemuAioType: lenient('qemu_aio_type', (n) => src.string(n, 'qemu_aio_type')) || undefined,
+    releaseTag: lenient('release_tag', (n) => src.string(n, 'release_tag')) || undefined,
+  };
   for (const key of Object.keys(config) as (keyof CapstanConfig)[]) if (config[key] === undefined) delete config[key];
   return config;
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { tempPathBeside, writeFileAtomic } from '../atomic-file.js';
 import { RepositoryError } from '../errors.js';
-import { goYamlScalar } from './go-yaml-text.js';
+import { marshalGoFields, type GoField } from '../yaml/go-emit.js';
 import { probeImageFormat } from '../image/probe.js';
 import { checkRepositoryName } from './remote/remote.js';
 import { capstanRoot, repositoryImagePath } from './root.js';
@@ -36,15 +36,16 @@ export function capstanTime(date: Date = new Date()): string {
   return `${date.getFullYear()}-${p(date.getMonth() + 1)}-${p(date.getDate())} ${p(date.getHours())}:${p(date.getMinutes())}`;
 }
 
-/** index.yaml as Capstan's ImportImage writes it (yaml.v2 marshalling of its struct), plus our keys. */
+/** index.yaml as Capstan's ImportImage writes it (yaml.Marshal of its ImageInfo struct), plus our keys. */
 export function formatImageIndex(index: ImageIndex): string {
-  const q = goYamlScalar;
-  let text = `format_version: ${q(index.formatVersion)}\nversion: ${q(index.version)}\ncreated: ${q(index.created)}\n` +
-    `description: ${q(index.description)}\nbuild: ${q(index.build)}\n`;
-  if (index.platform !== undefined) text += `platform: ${q(index.platform)}\n`;
-  if (index.release !== undefined) text += `release: ${q(index.release)}\n`;
-  if (index.source !== undefined) text += `source: ${q(index.source)}\n`;
-  return text;
+  const fields: GoField[] = [
+    ['format_version', index.formatVersion], ['version', index.version], ['created', index.created],
+    ['description', index.description], ['build', index.build],
+  ];
+  if (index.platform !== undefined) fields.push(['platform', index.platform]);
+  if (index.release !== undefined) fields.push(['release', index.release]);
+  if (index.source !== undefined) fields.push(['source', index.source]);
+  return marshalGoFields(fields);
 }
 
 export function parseImageIndex(text: string, file: string): ImageIndex {

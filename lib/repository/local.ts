@@ -3,7 +3,7 @@
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import { RepositoryError } from '../errors.js';
-import { parsePackageYaml, parseRunYaml } from '../manifest/index.js';
+import { parsePackageYaml, parseRunYaml, type ParseOptions } from '../manifest/index.js';
 import type { PackageInfo, RunConfig } from '../manifest/types.js';
 import { isMetaMember, readMpm, type MpmMember } from './mpm.js';
 import { repositoryPackagePaths } from './root.js';
@@ -15,8 +15,11 @@ export interface LocalPackage {
   info: PackageInfo;
 }
 
-/** Reads `<root>/packages/<name>.yaml`; a package exists only when its .mpm exists too. */
-export async function findLocalPackage(name: string, root: string): Promise<LocalPackage> {
+/**
+ * Reads `<root>/packages/<name>.yaml`; a package exists only when its .mpm exists too.
+ * `parse` receives the descriptor's warnings (repeated keys…) and can make them errors.
+ */
+export async function findLocalPackage(name: string, root: string, parse: ParseOptions = {}): Promise<LocalPackage> {
   const { mpm, yaml } = repositoryPackagePaths(name, root);
   let text: string;
   try {
@@ -28,7 +31,7 @@ export async function findLocalPackage(name: string, root: string): Promise<Loca
       hint: `Pull it (fetchPackages({ pullMissing: true }), pullPackage("${name}") or \`capstan package pull ${name}\`), put ${name}.mpm and ${name}.yaml into ${root}/packages, or remove "${name}" from require.`,
     });
   }
-  return { name, mpmPath: mpm, yamlPath: yaml, info: parsePackageYaml(text, yaml) };
+  return { name, mpmPath: mpm, yamlPath: yaml, info: parsePackageYaml(text, yaml, parse) };
 }
 
 /**
@@ -72,13 +75,13 @@ export interface PackageContents {
 }
 
 /** Reads a package's archive: its run configuration and the members that go into the image. */
-export async function readLocalPackage(pkg: LocalPackage): Promise<PackageContents> {
+export async function readLocalPackage(pkg: LocalPackage, parse: ParseOptions = {}): Promise<PackageContents> {
   const members: MpmMember[] = [];
   let run: RunConfig | undefined;
   for await (const member of readMpm(createReadStream(pkg.mpmPath), pkg.mpmPath)) {
     if (isMetaMember(member.guestPath)) {
       if (member.guestPath === '/meta/run.yaml' && member.type === 'file') {
-        run = parseRunYaml(member.contents.toString('utf8'), `${pkg.mpmPath}:meta/run.yaml`);
+        run = parseRunYaml(member.contents.toString('utf8'), `${pkg.mpmPath}:meta/run.yaml`, parse);
       }
       continue;
     }

@@ -12,7 +12,7 @@ import { CapstanError, RepositoryError } from '../errors.js';
 import { compileIgnore, isIgnored } from '../layout/ignore.js';
 import { bootScriptOf, collectCapstanignorePatterns, parsePackageYaml, parseRunYaml } from '../manifest/index.js';
 import type { PackageInfo, RunConfig } from '../manifest/types.js';
-import { goYamlScalar } from './go-yaml-text.js';
+import { marshalGoFields, type GoField } from '../yaml/go-emit.js';
 import { findLocalPackage } from './local.js';
 import { isMetaMember, readMpm, type MpmMemberType } from './mpm.js';
 import { RepositoryClient } from './pull.js';
@@ -261,18 +261,21 @@ export async function buildPackage(dir: string): Promise<{ path: string; info: P
  * `N/A` when it is not a time).
  */
 export function formatPackageDescriptor(info: PackageInfo): string {
-  const q = goYamlScalar;
-  let text = `name: ${q(info.name)}\ntitle: ${q(info.title)}\n`;
-  if (info.author) text += `author: ${q(info.author)}\n`;
-  if (info.version) text += `version: ${q(info.version)}\n`;
-  if (info.require.length > 0) text += `require:\n${info.require.map((r) => `- ${q(r)}\n`).join('')}`;
-  if (info.binary && Object.keys(info.binary).length > 0) text += `binary:\n${Object.entries(info.binary).map(([k, v]) => `  ${q(k)}: ${q(v)}\n`).join('')}`;
   const created = parseCreated(info.created);
   // An RFC 3339 time keeps its zone, as Go's time.Format(RFC3339) would; `2006-01-02 15:04` is UTC in Go.
   const rfc3339 = info.created !== undefined && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(info.created);
-  text += `created: ${!created ? 'N/A' : q(rfc3339 ? info.created!.replace(/\.\d+(?=Z|[+-])/, '') : created.toISOString().replace(/\.\d{3}Z$/, 'Z'))}\n`;
-  if (info.platform) text += `platform: ${q(info.platform)}\n`;
-  return text;
+  const createdText = !created ? 'N/A' : rfc3339 ? info.created!.replace(/\.\d+(?=Z|[+-])/, '') : created.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const head: GoField[] = [['name', info.name], ['title', info.title]];
+  if (info.author) head.push(['author', info.author]);
+  if (info.version) head.push(['version', info.version]);
+  if (info.require.length > 0) head.push(['require', info.require]);
+  let text = marshalGoFields(head);
+  const binary = Object.entries(info.binary ?? {});
+  // A map field: its entries one level in, as the emitter nests a block mapping.
+  if (binary.length > 0) text += 'binary:\n' + marshalGoFields(binary).replace(/^(?=.)/gm, '  ');
+  const tail: GoField[] = [['created', createdText]];
+  if (info.platform) tail.push(['platform', info.platform]);
+  return text + marshalGoFields(tail);
 }
 
 /** Builds the package and copies `<name>.mpm` and its descriptor into the local repository (Capstan's `package import`). */

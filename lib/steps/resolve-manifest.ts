@@ -20,6 +20,7 @@ import { validateManifestOptions, type ManifestInputs, type ManifestOptions } fr
 import { assembleApplication, type NodeManifestOptions } from '../runtimes/node-manifest.js';
 import { hostPathKind, MANIFEST_INPUT_PATHS, readInputFile, type ManifestInputName } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
+import { formatWarning, type ManifestWarning } from '../yaml/source.js';
 
 export interface ResolveManifestOptions extends ManifestOptions, LogOptions {
   /**
@@ -38,6 +39,8 @@ export interface ResolveManifestOptions extends ManifestOptions, LogOptions {
    * Capstanfile) and for `runtime: node` without its Capstan package; `false` turns both off.
    */
   node?: NodeManifestOptions | false | undefined;
+  /** Receives each warning (repeated or unknown keys…) as data, besides the log line. */
+  onWarning?: ((warning: ManifestWarning) => void) | undefined;
 }
 
 const DEFAULT_HOLD = { files: 1000, bytes: 32 * 1024 * 1024 };
@@ -59,10 +62,13 @@ export function resolveManifest(options: ResolveManifestOptions = {}): Transform
   try {
     validateManifestOptions(options);
     validateHold(options.hold);
+    if (options.onWarning !== undefined && typeof options.onWarning !== 'function') {
+      throw new ManifestError('`onWarning` must be a function', { code: 'E_OPTION', file: 'resolveManifest options', hint: 'e.g. onWarning: (w) => warnings.push(w)' });
+    }
   } catch (error) {
     throw toPluginError(error);
   }
-  const { cwd, verbose, silent, hold, ...manifestOptions } = options;
+  const { cwd, verbose, silent, hold, onWarning, ...manifestOptions } = options;
   const limits = { ...DEFAULT_HOLD, ...definedOnly(hold ?? {}) };
   const log = stepLogger('resolveManifest', { verbose, silent });
 
@@ -87,7 +93,7 @@ export function resolveManifest(options: ResolveManifestOptions = {}): Transform
         }
         const manifest = assembleApplication(inputs, manifestOptions, {
           pathKind: hostPathKind,
-          onWarning: (w) => log.warn(`${w.file}${w.line !== undefined ? `:${w.line}:${w.column ?? 1}` : ''}: ${w.message}${w.hint ? ` (${w.hint})` : ''}`),
+          onWarning: (w) => { log.warn(formatWarning(w)); onWarning?.(w); },
         });
         // The summary comes before the files go on, so the log follows the pipeline's order.
         log.summary(summaryOf(manifest, early ? `${held.length} files held, the rest streamed` : `${held.length} files`));

@@ -10,6 +10,7 @@ import { probeImageFormat } from '../image/probe.js';
 import { stepLogger } from '../log.js';
 import { RepositoryClient } from '../repository/pull.js';
 import type { RemoteOptions } from '../repository/remote/settings.js';
+import { formatWarning } from '../yaml/source.js';
 import { capstanRoot } from '../repository/root.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
 import { readCapstanVmConfig, withCapstanConfig } from './capstan-config.js';
@@ -17,6 +18,7 @@ import { bootDrive, parseVolume, type AioMode, type VolumeSpec } from './drives.
 import { claimInstance } from './claim.js';
 import { instancePaths, readInstanceConfig, writeInstanceConfig } from './instances.js';
 import { resolveKernel } from './kernel.js';
+import { packageVolumes } from './volumes.js';
 import { parseMemory } from './memory.js';
 import { parseForward, planNetwork, type ForwardSpec, type NetworkMode } from './network.js';
 import { createInstanceOverlay, overlayBackingFile, patchOverlayCmdline, readDiskCmdline } from './overlay.js';
@@ -67,8 +69,11 @@ export interface BootOptions extends Omit<RemoteOptions, 'env' | 'root' | 'silen
   networkDevice?: string | undefined;
   /** NIC MAC for bridge/tap; default random locally administered. */
   mac?: string | undefined;
-  /** Extra disks: `path[:format=..][:aio=..][:cache=..]`. */
-  volumes?: VolumeSpec[] | undefined;
+  /**
+   * Extra disks: `path[:format=..][:aio=..][:cache=..]` each; or `'package'` / `{package: dir}`:
+   * the volumes kept in `<dir>/volumes` (default dir: process.cwd()), see packageVolumes().
+   */
+  volumes?: VolumeSpec[] | 'package' | { package: string } | undefined;
   /** aio for the boot disk; default $CAPSTAN_QEMU_AIO_TYPE, else threads. */
   aio?: AioMode | undefined;
   /** Keep the instance (overlay + `osv.config`) after the VM ends. Default false. */
@@ -106,8 +111,8 @@ export type BootImage = string | { path: string; info?: ImageInfo | undefined };
 export async function boot(image: BootImage, options: BootOptions = {}): Promise<Vm> {
   const root = capstanRoot(options.root, options.hostEnv ?? process.env);
   // config.yaml's disable_kvm / qemu_aio_type, unless the environment says otherwise.
-  const hostEnv = withCapstanConfig(options.hostEnv ?? process.env, readCapstanVmConfig(root));
   const log = stepLogger('bootVm', { silent: options.silent });
+  const hostEnv = withCapstanConfig(options.hostEnv ?? process.env, readCapstanVmConfig(root, (w) => log.warn(formatWarning(w))));
   const imagePath = path.resolve(typeof image === 'string' ? image : image.path);
   const info = typeof image === 'string' ? undefined : image.info;
   if (!existsSync(imagePath)) {
@@ -120,7 +125,10 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
   if (!Number.isInteger(cpus) || cpus < 1) {
     throw new VmError(`bad CPU count ${cpus}`, { code: 'E_VM_CPUS', hint: 'Give a whole number ≥ 1.' });
   }
-  const volumes = (options.volumes ?? []).map((v) => parseVolume(v));
+  const volumeSpecs = options.volumes === 'package' || (options.volumes && !Array.isArray(options.volumes))
+    ? await packageVolumes(options.volumes === 'package' ? process.cwd() : options.volumes.package, { onWarning: (w) => log.warn(formatWarning(w)) })
+    : options.volumes ?? [];
+  const volumes = volumeSpecs.map((v) => parseVolume(v));
   for (const v of volumes) {
     if (!existsSync(v.path)) {
       throw new VmError('the volume does not exist', { code: 'E_VM_VOLUME', file: v.path, hint: 'Create it first with createVolume().' });

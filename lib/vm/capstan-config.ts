@@ -1,21 +1,22 @@
 // The keys of `<CAPSTAN_ROOT>/config.yaml` that matter for running VMs: `disable_kvm` and
 // `qemu_aio_type`. $CAPSTAN_DISABLE_KVM and $CAPSTAN_QEMU_AIO_TYPE override them (what
-// Capstan's code does, whatever its docs say).
+// Capstan's code does, whatever its docs say). The file is read by the repository's reader.
 import { CapstanError, VmError } from '../errors.js';
-import { capstanConfigPath, readCapstanConfig } from '../repository/config.js';
+import { readCapstanConfig } from '../repository/config.js';
+import type { ManifestWarning } from '../yaml/source.js';
 
 export interface CapstanVmConfig {
   disableKvm?: boolean | undefined;
   qemuAioType?: string | undefined;
 }
 
-export function readCapstanVmConfig(root: string): CapstanVmConfig {
+export function readCapstanVmConfig(root: string, onWarning?: (warning: ManifestWarning) => void): CapstanVmConfig {
   try {
-    const { disableKvm, qemuAioType } = readCapstanConfig(root);
+    const { disableKvm, qemuAioType } = readCapstanConfig(root, onWarning);
     return { ...(disableKvm !== undefined ? { disableKvm } : {}), ...(qemuAioType !== undefined ? { qemuAioType } : {}) };
   } catch (error) {
     if (!(error instanceof CapstanError)) throw error;
-    throw new VmError(error.shortMessage, { code: error.code, file: capstanConfigPath(root), hint: error.hint });
+    throw new VmError(error.shortMessage, { code: error.code, file: error.file, line: error.line, column: error.column, hint: error.hint });
   }
 }
 

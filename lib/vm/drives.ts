@@ -4,8 +4,9 @@
 import { closeSync, constants, openSync } from 'node:fs';
 import path from 'node:path';
 import { VmError } from '../errors.js';
+import type { DiskFormat } from '../image/disk.js';
 
-export type DiskFormat = 'raw' | 'qcow2';
+export type { DiskFormat };
 export type AioMode = 'threads' | 'native' | 'io_uring';
 export type CacheMode = 'none' | 'writeback' | 'writethrough' | 'directsync' | 'unsafe';
 
@@ -19,7 +20,7 @@ export interface Drive {
 /** A volume to attach, as given (`path[:format=..][:aio=..][:cache=..]`) or as an object. */
 export type VolumeSpec = string | { path: string; format?: DiskFormat; aio?: AioMode; cache?: CacheMode };
 
-const FORMATS = ['raw', 'qcow2'];
+const FORMATS: readonly DiskFormat[] = ['raw', 'qcow2', 'vmdk', 'vdi'];
 const AIOS = ['threads', 'native', 'io_uring'];
 const CACHES = ['none', 'writeback', 'writethrough', 'directsync', 'unsafe'];
 
@@ -44,18 +45,20 @@ export function parseVolume(spec: VolumeSpec, cwd = process.cwd()): Drive {
   return drive;
 }
 
+/** Capstan's parseVolume: `path[:key=value]…`, keys in any case (`:FORMAT=qcow2`), values as given. */
 function parseVolumeString(spec: string): { path: string; format?: DiskFormat; aio?: AioMode; cache?: CacheMode } {
   const [file, ...opts] = spec.split(':');
   if (!file) throw volumeError(spec, 'the path is empty');
   const out: { path: string; format?: DiskFormat; aio?: AioMode; cache?: CacheMode } = { path: file };
   for (const opt of opts) {
     const eq = opt.indexOf('=');
-    const key = eq < 0 ? opt : opt.slice(0, eq);
-    const value = eq < 0 ? '' : opt.slice(eq + 1);
+    if (eq < 0) throw volumeError(spec, `"${opt}" is not key=value (use '=' for volume settings, e.g. :format=raw)`);
+    const key = opt.slice(0, eq).toLowerCase();
+    const value = opt.slice(eq + 1);
     if (key === 'format') out.format = value as DiskFormat;
     else if (key === 'aio') out.aio = value as AioMode;
     else if (key === 'cache') out.cache = value as CacheMode;
-    else throw volumeError(spec, `unknown option "${opt}"`);
+    else throw volumeError(spec, `unknown volume setting "${opt.slice(0, eq)}"`);
   }
   return out;
 }
@@ -63,7 +66,7 @@ function parseVolumeString(spec: string): { path: string; format?: DiskFormat; a
 function volumeError(spec: string, problem: string): VmError {
   return new VmError(`bad volume "${spec}": ${problem}`, {
     code: 'E_VM_VOLUME',
-    hint: 'Write volumes as path[:format=raw|qcow2][:aio=threads|native][:cache=none|writeback|unsafe|…].',
+    hint: 'Write volumes as path[:format=raw|qcow2][:aio=threads|native|io_uring][:cache=none|writeback|unsafe|…]; keys in any case, values in lower case.',
   });
 }
 

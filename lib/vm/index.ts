@@ -6,7 +6,10 @@ export {
   listInstances, stopInstance, deleteInstance, instancePaths, instanceNameFor, readInstanceConfig,
   type InstanceInfo, type InstanceConfig, type InstanceOptions, type StopInstanceOptions, type InstancePaths,
 } from './instances.js';
-export { createVolume, type CreateVolumeOptions, type VolumeInfo } from './volumes.js';
+export {
+  createVolume, createVolumeFile, deleteVolume, packageVolumes, parseVolumeMetadata, volumeMetadataText, VOLUMES_DIR,
+  type CreateVolumeOptions, type CreateVolumeFileOptions, type VolumeInfo, type VolumeMetadata, type PackageVolume,
+} from './volumes.js';
 export { parseVolume, type VolumeSpec, type AioMode, type CacheMode } from './drives.js';
 export { parseForward, randomMac, type ForwardSpec, type PortForward, type NetworkMode } from './network.js';
 export { findQemu, DEFAULT_QEMU_PATHS } from './qemu-binary.js';

@@ -11,7 +11,7 @@ import { VmError } from '../errors.js';
 import { capstanRoot, instanceDir } from '../repository/root.js';
 import { pidAlive, shutdownQemu, type ShutdownOutcome } from './shutdown.js';
 import { qmpAlive } from './qmp.js';
-import type { AioMode, CacheMode } from './drives.js';
+import type { Drive } from './drives.js';
 import type { ForwardSpec, PortForward } from './network.js';
 import type { DiskFormat } from '../image/disk.js';
 
@@ -104,7 +104,7 @@ export interface InstanceConfig {
     device?: string | undefined;
     mac?: string | undefined;
   };
-  volumes: { path: string; format: 'raw' | 'qcow2'; aio: AioMode; cache: CacheMode }[];
+  volumes: Drive[];
 }
 
 export interface InstanceInfo {
