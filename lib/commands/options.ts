@@ -154,7 +154,7 @@ export function stepOptions(o: UnikernelOptions): StepOptions {
     image: { ...log, ...remote, out, format: o.format, size: o.size, loader: o.loader },
     vm: {
       ...remote, silent: o.silent, events: o.events, name, memory: o.memory, cpus: o.cpus, forward: o.forward, network: o.network,
-      networkDevice: o.networkDevice, mac: o.mac, volumes: o.volumes === 'package' ? undefined : o.volumes, execute: o.execute, kernel: o.kernel,
+      networkDevice: o.networkDevice, mac: o.mac, volumes: o.volumes === 'package' ? { package: cwd } : o.volumes, execute: o.execute, kernel: o.kernel,
       accel: o.accel, ready: o.ready, readyTimeout: o.readyTimeout, qemu: o.qemu, replace: true,
     } as BootOptions,
   };

@@ -15,6 +15,7 @@ import { readLoader } from '../image/loader.js';
 import { formatBytes, stepLogger, type StepLogger } from '../log.js';
 import { parsePackageYaml } from '../manifest/index.js';
 import type { PackageInfo } from '../manifest/types.js';
+import type { ParseOptions } from '../yaml/source.js';
 import { capstanTime, parseImageIndex, readImageIndex, writeImageIndex } from './images.js';
 import { findLocalPackage, type LocalPackage } from './local.js';
 import { readMpm } from './mpm.js';
@@ -216,9 +217,9 @@ export class RepositoryClient {
   }
 
   /** The local package, pulled first when it is missing. */
-  async ensurePackage(name: string): Promise<LocalPackage> {
+  async ensurePackage(name: string, parse: ParseOptions = {}): Promise<LocalPackage> {
     try {
-      return await findLocalPackage(name, this.root);
+      return await findLocalPackage(name, this.root, parse);
     } catch (error) {
       if (!(error instanceof RepositoryError) || error.code !== 'E_PACKAGE_MISSING') throw error;
       return this.pullPackage(name);

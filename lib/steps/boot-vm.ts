@@ -50,8 +50,11 @@ export function bootVm(options: BootVmOptions = {}): Transform {
         current = file.path;
         const started = Date.now();
         images++;
+        const manifest = capstanOf(file)?.manifest;
         const vm = await boot({ path: file.path, info: capstanOf(file)?.image }, {
           ...opts,
+          // The package's volumes are those of the application the image was built from.
+          volumes: opts.volumes === 'package' && manifest ? { package: manifest.root } : opts.volumes,
           // One `name` for several images: the second is <name>-2, and so on.
           name: opts.name !== undefined && images > 1 ? `${opts.name}-${images}` : opts.name,
           echo: opts.echo ?? !options.silent,

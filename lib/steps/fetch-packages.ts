@@ -8,6 +8,7 @@ import { objectTransform } from 'through2';
 import Vinyl from 'vinyl';
 import { annotate, capstanOf, type PackageRef } from '../carrier.js';
 import { RepositoryError, toPluginError } from '../errors.js';
+import { formatWarning, type ManifestWarning, type ParseOptions } from '../yaml/source.js';
 import { formatBytes, stepLogger, type LogOptions } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
 import { findLocalPackage, readLocalPackage, resolveLocalPackages, type LocalPackage } from '../repository/local.js';
@@ -36,16 +37,18 @@ export function fetchPackages(options: FetchPackagesOptions = {}): Transform {
   }
   // One client per stream (one build): the release pages it reads serve every package.
   let client: RepositoryClient | undefined;
+  // Warnings of the packages' YAML (repeated keys…) reach the log, as the app's own do.
+  const parse = { onWarning: (w: ManifestWarning) => log.warn(formatWarning(w)) };
   const find = options.pullMissing
-    ? (name: string) => (client ??= new RepositoryClient({ ...options, root })).ensurePackage(name)
-    : (name: string) => findLocalPackage(name, root);
+    ? (name: string) => (client ??= new RepositoryClient({ ...options, root })).ensurePackage(name, parse)
+    : (name: string) => findLocalPackage(name, root, parse);
   return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
     log.start();
     for await (const file of files) {
       const meta = capstanOf(file);
       if (meta?.kind === 'manifest' && meta.manifest) {
         try {
-          yield* packageFiles(meta.manifest, root, log, find);
+          yield* packageFiles(meta.manifest, root, log, find, parse);
         } catch (error) {
           throw toPluginError(error, file.path);
         }
@@ -56,7 +59,7 @@ export function fetchPackages(options: FetchPackagesOptions = {}): Transform {
 }
 
 async function* packageFiles(
-  manifest: Manifest, root: string, log: ReturnType<typeof stepLogger>, find: (name: string) => Promise<LocalPackage>,
+  manifest: Manifest, root: string, log: ReturnType<typeof stepLogger>, find: (name: string) => Promise<LocalPackage>, parse: ParseOptions,
 ): AsyncGenerator<Vinyl> {
   const started = Date.now();
   const host = manifest.hostRuntime;
@@ -75,7 +78,7 @@ async function* packageFiles(
   let count = 0;
   let bytes = 0;
   for (const [layer, pkg] of packages.entries()) {
-    const contents = await readLocalPackage(pkg);
+    const contents = await readLocalPackage(pkg, parse);
     const ref: PackageRef = { name: pkg.name, layer, info: pkg.info, run: contents.run };
     yield descriptor(pkg, ref, manifest, root);
     for (const member of contents.members) {
