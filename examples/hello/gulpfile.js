@@ -1,8 +1,8 @@
 // Example: compile a C program, lay it out with its data file into an OSv image, boot it.
-//   cd examples/hello && OSV_LOADER=/path/to/osv-loader.qemu.x86_64 npx gulp unikernel
-// Without OSV_LOADER the loader comes from the local repository
-// (~/.capstan/repository/osv-loader/osv-loader.qemu). With OSV_KERNEL=/path/to/loader-stripped.elf
-// (or osv-loader.elf beside the loader) the VM boots the kernel directly, much faster.
+//   cd examples/hello && npx gulp unikernel
+// The loader is OSv's osv-loader, pulled from OSv's GitHub releases into ~/.capstan on the first
+// run (with its kernel ELF, so the VM boots with -kernel). OSV_LOADER=/path/to/loader.img and
+// OSV_KERNEL=/path/to/loader-stripped.elf use an OSv you built instead.
 import { mkdir } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import gulp from 'gulp';

@@ -92,7 +92,7 @@ export interface Manifest {
    */
   hostRuntime?: NodeRuntimeRequest | undefined;
   /** A Node.js project's production packages (guest paths); the rest of node_modules is left out. */
-  nodeModules?: { production: string[] } | undefined;
+  nodeModules?: { production: string[]; packages: number } | undefined;
   /** How the application was recognised: Capstan's files, or a project found without them. */
   detected?: 'node-project' | undefined;
 }

@@ -64,7 +64,7 @@ export function assembleApplication(inputs: ManifestInputs, options: ManifestOpt
     ...manifest,
     run: manifest.run && typeof options.run !== 'string' ? { ...manifest.run, file: label } : manifest.run,
     ignore: [...manifest.ignore, ...NODE_PROJECT_IGNORES],
-    nodeModules: { production: project.production },
+    nodeModules: { production: project.production, packages: project.packages },
     hostRuntime: { kind: 'node', root: inputs.root, addons: project.addons, ...nodeOptions },
     detected: 'node-project',
   };

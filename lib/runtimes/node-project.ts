@@ -42,6 +42,8 @@ export interface NodeProject {
   production: string[];
   /** Installed packages that are not production ones (devDependencies and theirs), guest paths. */
   devOnly: string[];
+  /** Number of production packages (each counted once, however it is linked). */
+  packages: number;
   /** Host paths of native addons (`*.node`) in production packages and the app. */
   addons: string[];
   /** Production packages whose code loads child_process. */
@@ -97,7 +99,7 @@ export function analyseNodeProject(root: string, pkg: PackageJson, options: Node
   // The app's own addons (outside node_modules), e.g. a build/Release/*.node of its own.
   scanPackage(root, (file) => { if (file.endsWith('.node')) addons.push(file); }, true);
   return {
-    root, packageJson: pkg, ...entry, production: walk.keep.sort(), devOnly: installedPackages(root).filter((p) => !walk.keepSet.has(p)).sort(),
+    root, packageJson: pkg, ...entry, production: walk.keep.sort(), packages: walk.realDirs.length, devOnly: installedPackages(root).filter((p) => !walk.keepSet.has(p)).sort(),
     addons: [...new Set(addons)].sort(), childProcessUsers, notes,
   };
 }

@@ -206,8 +206,7 @@ function summaryOf(m: Manifest, files: string): string {
     `package ${m.package.name}${m.sources?.packageYaml ? '' : ' (no meta/package.yaml: Capstan default)'}`,
   ];
   if (m.detected === 'node-project') {
-    const production = m.nodeModules?.production.filter((p) => !p.includes('/.')).length ?? 0;
-    parts.push(`Node.js project (package.json): ${m.run?.configSets[0]?.bootcmd ?? m.bootCommand}, ${production} production packages`);
+    parts.push(`Node.js project (package.json): ${m.run?.configSets[0]?.bootcmd ?? m.bootCommand}, ${m.nodeModules?.packages ?? 0} production packages`);
   } else if (m.run) parts.push(`runtime ${m.run.runtime}, config sets ${m.run.configSets.map((c) => c.name).join(', ')}`);
   if (m.capstanfile) parts.push('Capstanfile');
   parts.push(`boot "${m.bootCommand}" (${m.bootSource})`);

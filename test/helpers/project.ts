@@ -27,22 +27,12 @@ export const TWO_LINE_GULPFILE = `import gulp from 'gulp'; import { CapstanRegis
 gulp.registry(new CapstanRegistry());
 `;
 
-export async function userProject(
-  t: { teardown(fn: () => unknown): void },
-  files: Record<string, string>,
-  kernel: StandInKernelOptions = { mode: 'wait' },
-): Promise<Project> {
-  await ensureBuilt();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-project-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const root = path.join(dir, 'app');
-  for (const [name, text] of Object.entries({ 'gulpfile.mjs': TWO_LINE_GULPFILE, ...files })) {
-    await mkdir(path.dirname(path.join(root, name)), { recursive: true });
-    await writeFile(path.join(root, name), text);
-  }
-  await mkdir(path.join(root, 'node_modules'), { recursive: true });
-  await symlink(repo, path.join(root, 'node_modules', 'gulp-capstan'));
-  await symlink(path.join(repo, 'node_modules', 'gulp'), path.join(root, 'node_modules', 'gulp'));
+/**
+ * A releases-shaped server on 127.0.0.1 serving the stand-in loader, the stand-in kernel (as
+ * the loader's `.elf.x86_64.gz`) and an osv.bootstrap made by buildPackage; `env` points a
+ * fresh CAPSTAN_ROOT (inside `dir`) at it.
+ */
+export async function standInRemote(t: { teardown(fn: () => unknown): void }, dir: string, kernel: StandInKernelOptions = { mode: 'wait' }) {
   const loader = await readFile(await buildStandInLoader(path.join(dir, 'loader')));
   // osv.bootstrap as OSv releases carry it (Capstan requires it first), made by our buildPackage.
   const bootstrap = path.join(dir, 'osv.bootstrap');
@@ -60,7 +50,27 @@ export async function userProject(
     { name: 'osv.bootstrap.yaml', data: Buffer.from(bootstrapYaml) },
     { name: 'osv.bootstrap.mpm.x86_64', data: bootstrapMpm },
   ] }]);
-  const env = { CAPSTAN_ROOT: path.join(dir, 'capstan-root'), CAPSTAN_RELEASES_URL: releasesUrl, CAPSTAN_DISABLE_KVM: '1', CI: 'true' };
+  const env: Project['env'] = { CAPSTAN_ROOT: path.join(dir, 'capstan-root'), CAPSTAN_RELEASES_URL: releasesUrl, CAPSTAN_DISABLE_KVM: '1', CI: 'true' };
+  return { server, env };
+}
+
+export async function userProject(
+  t: { teardown(fn: () => unknown): void },
+  files: Record<string, string>,
+  kernel: StandInKernelOptions = { mode: 'wait' },
+): Promise<Project> {
+  await ensureBuilt();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-project-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const root = path.join(dir, 'app');
+  for (const [name, text] of Object.entries({ 'gulpfile.mjs': TWO_LINE_GULPFILE, ...files })) {
+    await mkdir(path.dirname(path.join(root, name)), { recursive: true });
+    await writeFile(path.join(root, name), text);
+  }
+  await mkdir(path.join(root, 'node_modules'), { recursive: true });
+  await symlink(repo, path.join(root, 'node_modules', 'gulp-capstan'));
+  await symlink(path.join(repo, 'node_modules', 'gulp'), path.join(root, 'node_modules', 'gulp'));
+  const { server, env } = await standInRemote(t, dir, kernel);
   const gulpBin = path.join(repo, 'node_modules', 'gulp', 'bin', 'gulp.js');
   return {
     dir, root, server, env,

@@ -1,0 +1,3 @@
+export function greeting(now: Date): string {
+  return `hello from TypeScript on OSv at ${now.toISOString()}`;
+}
