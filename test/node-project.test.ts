@@ -14,7 +14,7 @@ import { Writable } from 'node:stream';
 import { describeImage, readImageFile } from '../lib/image/describe.js';
 import { captureClosure } from '../lib/host/closure.js';
 import { resolveManifestFromDir } from '../lib/manifest/load.js';
-import { FSTAB_WITHOUT_PROC, NODE_EXIT_PRELOAD, NODE_GUEST_PATH } from '../lib/runtimes/node.js';
+import { FSTAB_WITH_PROC, FSTAB_WITHOUT_PROC, NODE_GUEST_PATH, OPENSSL_CNF_GUEST_PATH } from '../lib/runtimes/node.js';
 import { nodeModulesFilter, parseNodeCommand } from '../lib/runtimes/node-project.js';
 import { fetchPackages } from '../lib/steps/fetch-packages.js';
 import { layoutFiles } from '../lib/steps/layout-files.js';
@@ -113,8 +113,8 @@ test('a Node project without Capstan files: boot command, production packages, a
   t.is(manifest.detected, 'node-project');
   t.is(manifest.bootCommand, 'runscript /run/default;');
   const set = manifest.run!.configSets[0]!;
-  t.is(set.bootcmd, `${NODE_GUEST_PATH} --enable-source-maps /server.js --port 8080`);
-  t.deepEqual(set.env, { NODE_ENV: 'production', TZ: 'UTC', NODE_OPTIONS: `--require=${NODE_EXIT_PRELOAD}` });
+  t.is(set.bootcmd, `${NODE_GUEST_PATH} --enable-source-maps /server.js --port 8080 !`, "OSv's ! ends the VM with the program");
+  t.deepEqual(set.env, { NODE_ENV: 'production', TZ: 'UTC' });
   t.deepEqual(manifest.require, [], 'a Node project needs no osv.bootstrap (ROFS skeleton instead)');
   t.deepEqual(manifest.nodeModules!.production, [
     '/node_modules/.pnpm/pn-dep@1.0.0/node_modules/pn-dep', '/node_modules/.pnpm/pn@1.0.0/node_modules/pn', '/node_modules/.pnpm/pn@1.0.0/node_modules/pn-dep',
@@ -124,7 +124,10 @@ test('a Node project without Capstan files: boot command, production packages, a
   t.true(warnings.some((w) => /dep-c uses child_process/.test(w)), warnings.join('\n'));
   t.false(warnings.some((w) => /dev-x|dev-y/.test(w)), 'dev dependencies are not scanned');
   // Options: another entry, no detection at all.
-  t.is((await resolveManifestFromDir(root, { node: { main: 'lib/util.js' } })).run!.configSets[0]!.bootcmd, `${NODE_GUEST_PATH} /lib/util.js`);
+  t.is((await resolveManifestFromDir(root, { node: { main: 'lib/util.js' } })).run!.configSets[0]!.bootcmd, `${NODE_GUEST_PATH} /lib/util.js !`);
+  const plain = (await resolveManifestFromDir(root, { node: { main: 'lib/util.js', exit: false, tz: false, args: ['a b', 'x!'] } })).run!.configSets[0]!;
+  t.is(plain.bootcmd, `${NODE_GUEST_PATH} /lib/util.js "a b" "x!"`, 'words OSv would split are quoted');
+  t.deepEqual(plain.env, { NODE_ENV: 'production' });
   t.is((await resolveManifestFromDir(root, { node: false })).run, undefined);
 });
 
@@ -163,9 +166,8 @@ test('composed through capstan.src (dangling .bin links and all): exactly the pr
   t.true((await readImageFile(out, NODE_GUEST_PATH)).equals(await readFile(process.execPath)), 'node, byte for byte');
   for (const e of captureClosure([{ path: process.execPath, at: NODE_GUEST_PATH }], { withGccS: true }).entries) t.true(entries.has(e.guestPath), e.guestPath);
   t.is((await readImageFile(out, '/etc/fstab')).toString(), FSTAB_WITHOUT_PROC);
-  t.regex((await readImageFile(out, NODE_EXIT_PRELOAD)).toString(), /process\.on\('beforeExit', \(code\) => process\.exit\(code\)\)/);
   t.is((await readImageFile(out, '/run/default')).toString(),
-    `--env=NODE_ENV?=production --env=TZ?=UTC --env=NODE_OPTIONS?=--require=${NODE_EXIT_PRELOAD} ${NODE_GUEST_PATH} --enable-source-maps /server.js --port 8080`);
+    `--env=NODE_ENV?=production --env=TZ?=UTC ${NODE_GUEST_PATH} --enable-source-maps /server.js --port 8080 !`);
   t.is(image.cmdline, 'runscript /run/default;');
 });
 
@@ -184,7 +186,7 @@ test("Capstan's runtime: node uses node-4.4.5 when the repository has it, the ho
   );
   await build(path.join(dir, 'empty-repo'));
   t.is((await readImageFile(out, '/run/web')).toString(),
-    `--env=NODE_ARGS?=-- --env=MAIN?=/app.js --env=ARGS?=--port 9000 --env=TZ?=UTC --env=NODE_OPTIONS?=--require=${NODE_EXIT_PRELOAD} ${NODE_GUEST_PATH} $NODE_ARGS $MAIN $ARGS`);
+    `--env=NODE_ARGS?=-- --env=MAIN?=/app.js --env=ARGS?=--port 9000 --env=TZ?=UTC ${NODE_GUEST_PATH} $NODE_ARGS $MAIN $ARGS !`);
   t.true((await readImageFile(out, NODE_GUEST_PATH)).equals(await readFile(process.execPath)), 'node, byte for byte');
   // With Capstan's package in the repository, it is used as Capstan would.
   const repo = path.join(dir, 'repo');
@@ -199,4 +201,16 @@ test("Capstan's runtime: node uses node-4.4.5 when the repository has it, the ho
   await build(repo);
   t.is((await readImageFile(out, '/run/web')).toString(), '--env=NODE_ARGS?=-- --env=MAIN?=/app.js --env=ARGS?=--port 9000 /libnode.so $NODE_ARGS $MAIN $ARGS');
   await t.throwsAsync(readImageFile(out, NODE_GUEST_PATH));
+});
+
+test('the OSv settings can be switched: procfs mounted with the openssl.cnf workaround, no TZ, no ! suffix', async (t) => {
+  const { nodeRuntimeFiles } = await import('../lib/runtimes/node.js');
+  const withProc = nodeRuntimeFiles({ kind: 'node', root: process.cwd(), addons: [], procfs: true, tz: false, exit: false });
+  t.deepEqual(withProc.generated.map((g) => g.guestPath), ['/etc/fstab', OPENSSL_CNF_GUEST_PATH]);
+  t.is(withProc.generated[0]!.contents.toString(), FSTAB_WITH_PROC);
+  t.regex(FSTAB_WITH_PROC, /^none +\/proc +procfs /m);
+  t.notRegex(FSTAB_WITHOUT_PROC, /procfs/);
+  t.deepEqual(withProc.run.configSets[0]!.env, {});
+  t.is(withProc.run.configSets[0]!.bootcmd, `${NODE_GUEST_PATH} $NODE_ARGS $MAIN $ARGS`);
+  t.regex(withProc.version, /^v\d+\./);
 });

@@ -24,9 +24,9 @@ export interface ComposedImage extends ImageInfo {
 }
 
 /** The source and the four image steps, ready for pipeline(): what `gulp unikernel` runs. */
-export function imageSteps(s: StepOptions): [Readable, ...Transform[]] {
+export function imageSteps(s: StepOptions, source?: Readable): [Readable, ...Transform[]] {
   return [
-    src(s.files, { cwd: s.cwd, dot: true, ignore: s.exclude }) as unknown as Readable,
+    source ?? src(s.files, { cwd: s.cwd, dot: true, ignore: s.exclude }) as unknown as Readable,
     resolveManifest(s.manifest), fetchPackages(s.packages), layoutFiles(s.layout), writeImage(s.image),
   ];
 }
@@ -42,7 +42,11 @@ export async function compose(options: UnikernelOptions = {}): Promise<ComposedI
   return composeWith(buildOptions(options));
 }
 
-export async function composeWith(s: StepOptions): Promise<ComposedImage> {
+/**
+ * compose() with options already split. `source` replaces the listing of `files` (watch mode
+ * replays one); `tap` sees what the source gives before the steps do.
+ */
+export async function composeWith(s: StepOptions, how: { source?: Readable | undefined; tap?: Transform | undefined } = {}): Promise<ComposedImage> {
   await mkdir(path.dirname(s.out), { recursive: true });
   let image: Vinyl | undefined;
   const sink = new Writable({
@@ -52,7 +56,8 @@ export async function composeWith(s: StepOptions): Promise<ComposedImage> {
       done();
     },
   });
-  await pipeline([...imageSteps(s), sink]);
+  const [source, ...steps] = imageSteps(s, how.source);
+  await pipeline([source, ...(how.tap ? [how.tap] : []), ...steps, sink] as unknown as NodeJS.ReadWriteStream[]);
   const info = image && capstanOf(image)?.image;
   if (!image || !info) throw new ImageError('the build ended without an image', { code: 'E_NO_IMAGE', file: s.out });
   return { ...info, path: image.path };

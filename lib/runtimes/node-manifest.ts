@@ -5,14 +5,14 @@
 import { ManifestError } from '../errors.js';
 import { assembleManifest, type AssembleHooks, type ManifestInputs, type ManifestOptions } from '../manifest/assemble.js';
 import type { Manifest } from '../manifest/types.js';
-import { CAPSTAN_NODE_PACKAGE, NODE_GUEST_PATH, nodeRuntimeEnv, type NodeRuntimeOptions } from './node.js';
+import { CAPSTAN_NODE_PACKAGE, NODE_GUEST_PATH, nodeRuntimeEnv, withExitSuffix, type NodeRuntimeOptions } from './node.js';
 import { analyseNodeProject, NODE_PROJECT_IGNORES, readPackageJson, type NodeProject, type NodeProjectOptions } from './node-project.js';
 
 export interface NodeManifestOptions extends NodeRuntimeOptions, NodeProjectOptions {}
 
-/** OSv's command-line words: a word with a space or a quote goes in double quotes. */
+/** OSv's command-line words: a word with a space, a quote or a separator (`;`, `&`, `!`) goes in double quotes. */
 function word(w: string): string {
-  return /[\s";]/.test(w) ? `"${w.replace(/"/g, '')}"` : w;
+  return /[\s";&!]/.test(w) ? `"${w.replace(/"/g, '')}"` : w;
 }
 
 /** The boot command that runs a Node project's entry. */
@@ -45,7 +45,7 @@ export function assembleApplication(inputs: ManifestInputs, options: ManifestOpt
   const label = `${inputs.root}/package.json (Node.js project)`;
   const run = {
     runtime: 'native',
-    config_set: { default: { bootcmd: nodeProjectCommand(project), env: { NODE_ENV: 'production', ...nodeRuntimeEnv(nodeOptions) } } },
+    config_set: { default: { bootcmd: withExitSuffix(nodeProjectCommand(project), nodeOptions), env: { NODE_ENV: 'production', ...nodeRuntimeEnv(nodeOptions) } } },
     config_set_default: 'default',
   };
   // No Capstan files, so no Capstan compose to follow: the ROFS skeleton serves instead of osv.bootstrap unless asked.

