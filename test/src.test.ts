@@ -4,10 +4,10 @@
 // the pipeline: the image from capstan.src is byte-identical to the one from gulp.src.
 import test from 'ava';
 // @ts-ignore -- gulp 5 ships no type declarations
-import { src as gulpSrc } from 'gulp';
+import { dest as gulpDest, src as gulpSrc } from 'gulp';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -153,6 +153,19 @@ test('read: true, buffer: false: streams that open their file only when read, wi
     t.true(Buffer.concat(chunks).equals(many[f.relative] as Buffer), f.relative);
   }
   t.true((await fds()) - before < 20, 'every stream closed its file at the end');
+});
+
+test('other plugins accept the vinyls: capstan.src({read: true}) → gulp.dest copies the tree, links as links', async (t) => {
+  const root = await tempTree(t, { ...TREE, 'alias': { link: 'lib' }, 'dangling': { link: 'nowhere' } });
+  const out = await mkdtemp(path.join(os.tmpdir(), 'capstan-src-dest-'));
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  await pipeline(capstanSrc('**/*', { cwd: root, dot: true, read: true }), (gulpDest as (folder: string) => NodeJS.WritableStream)(out));
+  const listing = async (dir: string) => (await readdir(dir, { recursive: true })).sort();
+  t.deepEqual(await listing(out), await listing(root));
+  t.true((await readFile(path.join(out, 'bin/tool.so'))).equals(TREE['bin/tool.so'] as Buffer));
+  t.is(await readlink(path.join(out, 'alias')), 'lib');
+  t.is(await readlink(path.join(out, 'dangling')), 'nowhere');
+  t.is(await readlink(path.join(out, 'node_modules/.bin/x')), '../x/index.js');
 });
 
 test('a symlink to a folder stays one symlink; gulp.src walks through it', async (t) => {
