@@ -255,6 +255,8 @@ export async function main(): Promise<void> {
       const cpu = median(results[v]!.map((r) => r.cpuMs));
       const rss = median(results[v]!.map((r) => r.maxRssMB));
       console.log(`  ${label[v]!.padEnd(58)} ${fmt(ms).padStart(8)}  ${(ms / tar).toFixed(2).padStart(5)}× tar   cpu ${fmt(cpu).padStart(7)} ${(cpu / tarCpu).toFixed(2).padStart(5)}×${Number.isNaN(rss) ? '' : `  peak RSS ${rss.toFixed(0)} MB`}`);
+      // BENCH_VERBOSE=1: every round, wall/cpu, to see the spread on a busy machine.
+      if (process.env.BENCH_VERBOSE) console.log(`      rounds: ${results[v]!.map((r) => `${fmt(r.ms)}/${fmt(r.cpuMs)}`).join('  ')}`);
     }
     await rm(tree, { recursive: true, force: true });
 
