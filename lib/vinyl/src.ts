@@ -36,11 +36,11 @@ export type { SrcOptions } from './src-options.js';
 const WINDOW = 128;
 /** Blocking lstats slower than this on average, in two batches in a row, mean a cold cache. */
 const SLOW_STAT_MS = 0.1;
+/** With `read: true, buffer: true`: bytes of contents read ahead of the consumer (one file may exceed it). */
+const READ_BUDGET = 64 * 1024 * 1024;
 
 /** How entries are stat'ed: 'auto' (see above), or always one way (tests use both). */
 export type StatMode = 'auto' | 'sync' | 'parallel';
-/** With `read: true, buffer: true`: bytes of contents read ahead of the consumer (one file may exceed it). */
-const READ_BUDGET = 64 * 1024 * 1024;
 
 interface Slot {
   entry: Listed;
