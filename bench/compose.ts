@@ -3,14 +3,15 @@
 // writer) and a plain gulp `src() → dest()` copy (what a gulp user already pays to touch every
 // file), plus the image writer alone fed by a plain fs walk. The user's path runs with src()
 // buffered, with `buffer: false`, and with `read: false` (writeImage reads the files itself).
-// Runs alternate, with a warm page cache; each pipeline runs in its own Node process (lib compiled to JS in a temp folder, plain
+// Rows give wall time and CPU time (user + system, all threads): on a shared machine the CPU
+// time is the steadier measure of cost. Runs alternate, with a warm page cache; each pipeline runs in its own Node process (lib compiled to JS in a temp folder, plain
 // Node, as users run it) so its peak RSS is its own; times are measured inside that process,
 // without Node's start-up.
 //
 //   node --import=tsx bench/compose.ts            10,000 files / 200 MB, then a 2 GB tree
 //   BENCH_ROUNDS=5 BENCH_SKIP_2G=1 node --import=tsx bench/compose.ts
 import { spawnSync } from 'node:child_process';
-import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -19,7 +20,21 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const MB = 1024 * 1024;
 
-interface ChildResult { ms: number; maxRssMB: number; imageBytes?: number }
+/** Wall time, CPU time (user + system, every thread; for tar and Python their children's), peak RSS. */
+interface ChildResult { ms: number; cpuMs: number; maxRssMB: number; imageBytes?: number }
+
+/**
+ * CPU time of the waited-for children so far (/proc/self/stat cutime + cstime), in ms. On a
+ * machine shared with other work, wall time mostly measures the others; CPU time is the cost.
+ */
+function childrenCpuMs(): number {
+  try {
+    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[13]) + Number(fields[14])) * 10; // fields 16 and 17 of stat(5), in 100 Hz ticks
+  } catch {
+    return NaN;
+  }
+}
 
 /** Seeded PRNG so the tree's shape is the same on every run. */
 function rng(seed: number) {
@@ -85,6 +100,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 const [variant, tree, out, loader] = process.argv.slice(2);
 const started = performance.now();
+const cpu0 = process.cpuUsage();
 const buffer = !variant.endsWith('-stream');
 // read: false — vinyl-fs only lists and stats; writeImage reads each file from its path.
 const read = !variant.endsWith('-noread');
@@ -117,7 +133,8 @@ if (variant === 'copy') {
   );
 }
 const ms = performance.now() - started;
-process.stdout.write(JSON.stringify({ ms, maxRssMB: process.resourceUsage().maxRSS / 1024, imageBytes: existsSync(out) ? statSync(out).size : 0 }) + '\\n');
+const cpu = process.cpuUsage(cpu0);
+process.stdout.write(JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, maxRssMB: process.resourceUsage().maxRSS / 1024, imageBytes: existsSync(out) ? statSync(out).size : 0 }) + '\\n');
 `;
 }
 
@@ -152,9 +169,10 @@ function prepareChildren(work: string): ChildRunner {
 
 function runTar(tree: string, out: string): ChildResult {
   const t0 = performance.now();
+  const c0 = childrenCpuMs();
   const r = spawnSync('tar', ['-cf', out, '-C', tree, '.']);
   if (r.status !== 0) throw new Error(`tar failed: ${r.stderr}`);
-  return { ms: performance.now() - t0, maxRssMB: NaN };
+  return { ms: performance.now() - t0, cpuMs: childrenCpuMs() - c0, maxRssMB: NaN };
 }
 
 /**
@@ -177,9 +195,10 @@ async function osvPythonRunner(osvSrc: string, tree: string, work: string): Prom
   await writeFile(manifest, lines.join('\n') + '\n');
   return (out) => {
     const t0 = performance.now();
+    const c0 = childrenCpuMs();
     const r = spawnSync('python3', [script, '-o', out, '-m', manifest], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`gen-rofs-img.py failed: ${r.stderr}`);
-    return { ms: performance.now() - t0, maxRssMB: NaN };
+    return { ms: performance.now() - t0, cpuMs: childrenCpuMs() - c0, maxRssMB: NaN };
   };
 }
 
@@ -215,6 +234,7 @@ export async function main(): Promise<void> {
       }
     }
     const tar = median(results.tar!.map((r) => r.ms));
+    const tarCpu = median(results.tar!.map((r) => r.cpuMs));
     const label: Record<string, string> = {
       tar: 'tar -cf',
       copy: 'src() → dest()',
@@ -229,11 +249,14 @@ export async function main(): Promise<void> {
       writer: 'ImageComposer alone, plain fs walk, no gulp (qcow2)',
       'osv-python': "OSv's gen-rofs-img.py, ROFS volume only (OSV_SRC)",
     };
-    console.log(`\n10,000 files / 200 MB, median of ${rounds} alternating rounds (warm cache, ${os.cpus().length} CPUs; pipelines run as ${children.mode}):`);
+    console.log(`\n10,000 files / 200 MB, median of ${rounds} alternating rounds (warm cache, ${os.cpus().length} CPUs; pipelines run as ${children.mode}; wall time, then CPU time against tar's):`);
     for (const v of variants) {
       const ms = median(results[v]!.map((r) => r.ms));
+      const cpu = median(results[v]!.map((r) => r.cpuMs));
       const rss = median(results[v]!.map((r) => r.maxRssMB));
-      console.log(`  ${label[v]!.padEnd(58)} ${fmt(ms).padStart(8)}  ${(ms / tar).toFixed(2)}× tar${Number.isNaN(rss) ? '' : `  peak RSS ${rss.toFixed(0)} MB`}`);
+      console.log(`  ${label[v]!.padEnd(58)} ${fmt(ms).padStart(8)}  ${(ms / tar).toFixed(2).padStart(5)}× tar   cpu ${fmt(cpu).padStart(7)} ${(cpu / tarCpu).toFixed(2).padStart(5)}×${Number.isNaN(rss) ? '' : `  peak RSS ${rss.toFixed(0)} MB`}`);
+      // BENCH_VERBOSE=1: every round, wall/cpu, to see the spread on a busy machine.
+      if (process.env.BENCH_VERBOSE) console.log(`      rounds: ${results[v]!.map((r) => `${fmt(r.ms)}/${fmt(r.cpuMs)}`).join('  ')}`);
     }
     await rm(tree, { recursive: true, force: true });
 
@@ -244,12 +267,17 @@ export async function main(): Promise<void> {
       runTar(big, path.join(outDir, 'warm.tar'));
       await rm(path.join(outDir, 'warm.tar'), { force: true });
       const t = runTar(big, path.join(outDir, 'big.tar'));
+      const row = (what: string, r: ChildResult) => console.log(`2 GB tree: ${what} ${fmt(r.ms)} (${(r.ms / t.ms).toFixed(2)}× tar), cpu ${fmt(r.cpuMs)} (${(r.cpuMs / t.cpuMs).toFixed(2)}× tar's), peak RSS ${r.maxRssMB.toFixed(0)} MB`);
+      console.log(`2 GB tree: tar -cf ${fmt(t.ms)}, cpu ${fmt(t.cpuMs)}`);
       await rm(path.join(outDir, 'big.tar'), { force: true });
       const s = runChild('image-stream', big, path.join(outDir, 'big.qcow2'), loader);
-      console.log(`2 GB tree: tar -cf ${fmt(t.ms)}; src({buffer:false}) → … → writeImage (qcow2) ${fmt(s.ms)} (${(s.ms / t.ms).toFixed(2)}× tar), peak RSS ${s.maxRssMB.toFixed(0)} MB`);
+      row('src({buffer:false}) → … → writeImage (qcow2)', s);
       await rm(path.join(outDir, 'big.qcow2'), { force: true });
       const n = runChild('image-noread', big, path.join(outDir, 'big.qcow2'), loader);
-      console.log(`2 GB tree: src({read:false}) → … → writeImage (qcow2) ${fmt(n.ms)} (${(n.ms / t.ms).toFixed(2)}× tar), peak RSS ${n.maxRssMB.toFixed(0)} MB`);
+      row('src({read:false}) → … → writeImage (qcow2)', n);
+      await rm(path.join(outDir, 'big.qcow2'), { force: true });
+      const c = runChild('image-csrc', big, path.join(outDir, 'big.qcow2'), loader);
+      row('capstan.src() → … → writeImage (qcow2)', c);
     }
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -4,10 +4,12 @@
 // the pipeline: the image from capstan.src is byte-identical to the one from gulp.src.
 import test from 'ava';
 // @ts-ignore -- gulp 5 ships no type declarations
-import { src as gulpSrc } from 'gulp';
+import { dest as gulpDest, src as gulpSrc } from 'gulp';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -128,6 +130,41 @@ test('lstat in parallel (as on a cold cache) and blocking (warm cache) give the 
   }
 });
 
+// Serial, so that nothing else in this file runs while fs is patched (ava runs serial tests first).
+test.serial('slow blocking lstats (a cold cache) switch the source to lstats in parallel', async (t) => {
+  const many: Record<string, Spec> = {};
+  for (let i = 0; i < 1000; i++) many[`d${i % 10}/f${i}`] = '';
+  const root = await tempTree(t, many);
+  const original = { lstat: fs.lstat, lstatSync: fs.lstatSync };
+  const patchable = fs as { -readonly [K in keyof typeof fs]: (typeof fs)[K] };
+  let blocking = 0;
+  let parallel = 0;
+  const run = async (slowMs: number) => {
+    blocking = 0;
+    parallel = 0;
+    patchable.lstatSync = ((p: string) => {
+      blocking++;
+      const until = performance.now() + slowMs;
+      while (performance.now() < until); // a disk wait, as the main thread sees it
+      return original.lstatSync(p);
+    }) as typeof fs.lstatSync;
+    patchable.lstat = ((...args: Parameters<typeof fs.lstat>) => { parallel++; return (original.lstat as (...a: unknown[]) => void)(...args); }) as typeof fs.lstat;
+    syncBuiltinESMExports();
+    try {
+      return (await collect(capstanSrc('**/*', { cwd: root }))).length;
+    } finally {
+      Object.assign(fs, original);
+      syncBuiltinESMExports();
+    }
+  };
+  t.is(await run(0.3), 1010);
+  t.true(blocking >= 32 && blocking <= 2 * 128, `${blocking} blocking lstats before the switch`);
+  t.true(parallel >= 1010 - blocking, `${parallel} lstats in parallel after it`);
+  t.is(await run(0), 1010);
+  // (Not exactly 1010: on a busy machine two preempted batches in a row may switch it late.)
+  t.true(blocking >= 500, `a warm cache stays on blocking lstats (${blocking} of 1010)`);
+});
+
 test('read: true gives the same Buffer contents as gulp.src({encoding: false})', async (t) => {
   const root = await tempTree(t, TREE);
   const theirs = await collect(gulpOf('**/*', { cwd: root, dot: true }));
@@ -153,6 +190,19 @@ test('read: true, buffer: false: streams that open their file only when read, wi
     t.true(Buffer.concat(chunks).equals(many[f.relative] as Buffer), f.relative);
   }
   t.true((await fds()) - before < 20, 'every stream closed its file at the end');
+});
+
+test('other plugins accept the vinyls: capstan.src({read: true}) → gulp.dest copies the tree, links as links', async (t) => {
+  const root = await tempTree(t, { ...TREE, 'alias': { link: 'lib' }, 'dangling': { link: 'nowhere' } });
+  const out = await mkdtemp(path.join(os.tmpdir(), 'capstan-src-dest-'));
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  await pipeline(capstanSrc('**/*', { cwd: root, dot: true, read: true }), (gulpDest as (folder: string) => NodeJS.WritableStream)(out));
+  const listing = async (dir: string) => (await readdir(dir, { recursive: true })).sort();
+  t.deepEqual(await listing(out), await listing(root));
+  t.true((await readFile(path.join(out, 'bin/tool.so'))).equals(TREE['bin/tool.so'] as Buffer));
+  t.is(await readlink(path.join(out, 'alias')), 'lib');
+  t.is(await readlink(path.join(out, 'dangling')), 'nowhere');
+  t.is(await readlink(path.join(out, 'node_modules/.bin/x')), '../x/index.js');
 });
 
 test('a symlink to a folder stays one symlink; gulp.src walks through it', async (t) => {

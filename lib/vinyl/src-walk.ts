@@ -20,8 +20,8 @@ export interface Listed {
   directory: boolean;
 }
 
-interface DirEntry { name: string; directory: boolean }
-type Listings = Map<string, DirEntry[]>;
+/** Each folder's entry names in readdir order, a folder's name ending in '/' (no objects per entry: 100,000-file trees). */
+type Listings = Map<string, string[]>;
 
 /** The entries the globs select, in gulp.src's order; throws for a singular glob that matches nothing (unless allowEmpty). */
 export async function listEntries(plan: GlobPlan, options: { base: string | undefined; allowEmpty: boolean }): Promise<Listed[]> {
@@ -85,10 +85,11 @@ function walkLikeGulp(plan: GlobPlan, listings: Listings, singulars: Map<string,
     if (!listing) continue; // a missing folder has no entries, as in gulp.src
     // path.join(walk, name), as glob-stream does; `walk` is normalised and a name has no '/'.
     const prefix = task.walk === '/' ? '/' : task.walk + '/';
-    for (const e of listing) {
-      const child = prefix + e.name;
-      onPath(child, e.directory);
-      if (e.directory) queue.push({ walk: child });
+    for (const name of listing) {
+      const directory = name.endsWith('/');
+      const child = prefix + (directory ? name.slice(0, -1) : name);
+      onPath(child, directory);
+      if (directory) queue.push({ walk: child });
     }
   }
   return { entries, found };
@@ -128,7 +129,7 @@ async function listTree(root: string, listings: Listings): Promise<void> {
     const parent = cut <= 0 ? '/' : full.slice(0, cut);
     let listing = listings.get(parent);
     if (!listing) listings.set(parent, listing = []);
-    listing.push({ name: full.slice(cut + 1), directory });
+    listing.push(p.slice(cut + 1));
     if (directory && !listings.has(full)) listings.set(full, []);
   }
 }

@@ -19,8 +19,8 @@
 // thread 10–16 µs (the hand-off to libuv's pool and back, measured with --cpu-prof on the
 // 2-vCPU project machine), and the main thread is what the whole pipeline waits for. On a
 // cold cache (inodes read from disk) one lstat takes far longer, and many in flight at once
-// overlap the disk waits: a batch with several lstats over SLOW_STAT_MS switches the rest of
-// the stream to WINDOW lstats in flight.
+// overlap the disk waits: two batches in a row averaging over SLOW_STAT_MS per lstat switch the
+// rest of the stream to WINDOW lstats in flight.
 import { lstat, lstatSync, readFile, readlink, readlinkSync, type Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import Vinyl from 'vinyl';
@@ -34,15 +34,13 @@ export type { SrcOptions } from './src-options.js';
 
 /** Entries being stat'ed ahead of the consumer. */
 const WINDOW = 128;
-/** A blocking lstat slower than this waited for the disk … */
-const SLOW_STAT_MS = 0.25;
-/** … and this many of them in one batch (of up to WINDOW) mean a cold cache. */
-const SLOW_STATS_PER_BATCH = 8;
+/** Blocking lstats slower than this on average, in two batches in a row, mean a cold cache. */
+const SLOW_STAT_MS = 0.1;
+/** With `read: true, buffer: true`: bytes of contents read ahead of the consumer (one file may exceed it). */
+const READ_BUDGET = 64 * 1024 * 1024;
 
 /** How entries are stat'ed: 'auto' (see above), or always one way (tests use both). */
 export type StatMode = 'auto' | 'sync' | 'parallel';
-/** With `read: true, buffer: true`: bytes of contents read ahead of the consumer (one file may exceed it). */
-const READ_BUDGET = 64 * 1024 * 1024;
 
 interface Slot {
   entry: Listed;
@@ -104,6 +102,7 @@ export function createSource(globs: string | readonly string[], options: SrcOpti
   // and a call that comes in while it runs makes it loop again instead of recursing.
   let filling = false;
   let fillAgain = false;
+  let slowBatches = 0;
   const prepared = (s: Slot) => {
     if (s.file && settings.read && settings.buffer && s.file.stat!.isFile()) {
       waitingForBudget.push(s);
@@ -118,22 +117,31 @@ export function createSource(globs: string | readonly string[], options: SrcOpti
     filling = true;
     do {
       fillAgain = false;
-      let slow = 0;
-      while (entries && !stream.destroyed && started < entries.length && started - next < WINDOW) {
-        const slot: Slot = { entry: entries[started]!, index: started, done: false, bytes: 0 };
-        slots.push(slot);
-        started++;
-        if (parallel) {
+      if (parallel) {
+        while (entries && !stream.destroyed && started < entries.length && started - next < WINDOW) {
+          const slot: Slot = { entry: entries[started]!, index: started, done: false, bytes: 0 };
+          slots.push(slot);
+          started++;
           prepare(slot, settings, prepared);
-        } else {
-          const t0 = performance.now();
-          prepareSync(slot, settings);
-          if (performance.now() - t0 > SLOW_STAT_MS) slow++;
-          prepared(slot);
         }
+      } else {
+        // The batch is stat'ed first and emitted after, so its time is the lstats' alone.
+        const batch: Slot[] = [];
+        const t0 = performance.now();
+        while (entries && !stream.destroyed && started < entries.length && started - next < WINDOW) {
+          const slot: Slot = { entry: entries[started]!, index: started, done: false, bytes: 0 };
+          slots.push(slot);
+          started++;
+          prepareSync(slot, settings);
+          batch.push(slot);
+        }
+        if (statMode === 'auto' && batch.length >= 16) {
+          // One slow batch may be the scheduler; two in a row are the disk.
+          slowBatches = (performance.now() - t0) / batch.length > SLOW_STAT_MS ? slowBatches + 1 : 0;
+          if (slowBatches >= 2) parallel = true;
+        }
+        for (const slot of batch) prepared(slot);
       }
-      // One slow lstat may be the scheduler; many in one batch are the disk.
-      if (statMode === 'auto' && slow >= SLOW_STATS_PER_BATCH) parallel = true;
     } while (fillAgain);
     filling = false;
   };
