@@ -10,6 +10,7 @@ import type { StepOptions } from '../lib/commands/options.js';
 import { boot } from '../lib/vm/boot.js';
 import type { Vm } from '../lib/vm/vm.js';
 import { reportVm } from '../lib/vm/vm-events.js';
+import { SourceListing } from '../lib/vinyl/listing.js';
 import { reportFailure, type TaskConsole } from './console.js';
 
 /** Never watched: the build output, VCS metadata, installed packages (npm install, then save to rebuild). */
@@ -26,16 +27,38 @@ export interface WatchOptions {
   onRebuild?: ((result: { ok: boolean; vm: Vm | undefined; error?: unknown; ms: number }) => void) | undefined;
 }
 
-/** One watch session: its VM, its rebuild count. Only state of one task run, never of the module. */
+/**
+ * One watch session: its VM, the source listing it replays, the changes seen since the last
+ * build. Only state of one task run, never of the module.
+ */
 class Session {
   vm: Vm | undefined;
   rebuilds = 0;
+  /** What the last full listing gave; a rebuild after edits in place replays it (one lstat per edit). */
+  private readonly listing = new SourceListing();
+  private listed = false;
+  /** Paths changed since the last build, and whether anything but an edit in place happened. */
+  private changed = new Set<string>();
+  private structural = false;
 
   constructor(private readonly s: StepOptions, private readonly out: TaskConsole) {}
 
+  noteChange(event: string, file: string): void {
+    if (event === 'change') this.changed.add(path.resolve(this.s.cwd, file));
+    else this.structural = true; // add, unlink, addDir, unlinkDir: list again
+  }
+
   async build(): Promise<void> {
     await mkdir(path.dirname(this.s.out), { recursive: true });
-    const image = await composeWith(this.s);
+    const changed = this.changed;
+    const replay = this.listed && !this.structural && this.listing.refresh(changed);
+    this.changed = new Set();
+    this.structural = false;
+    this.listed = false; // until this build's listing is complete
+    const image = replay
+      ? await composeWith(this.s, { source: this.listing.stream() })
+      : await composeWith(this.s, { tap: this.listing.record() });
+    this.listed = true;
     // The new image is complete: now the old VM may go.
     await this.vm?.stop({ graceMs: 2000 });
     const started = Date.now();
@@ -70,6 +93,7 @@ export async function watchAndReboot(s: StepOptions, options: WatchOptions, out:
   const watcher = globWatcher([...globs, ...ignored.map((g) => `!${g}`)], { cwd: s.cwd, delay: options.debounce ?? 200, queue: true, ignoreInitial: true }, (done) => {
     rebuild().then(() => done(), done);
   });
+  watcher.on('all', (event: string, file: string) => session.noteChange(event, file));
   const stop = options.until ?? new Promise<void>((resolve) => {
     const onSignal = () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); resolve(); };
     process.once('SIGINT', onSignal);
