@@ -1,6 +1,6 @@
 // The manifest: everything Capstan's inputs say about one application, resolved into plain data.
 // Produced by resolveManifest, read by every later step (see ../carrier.ts for how it travels).
-import type { NodeRuntimeRequest } from '../runtimes/node.js';
+import type { HostRuntimeRequest } from '../runtimes/host-runtime.js';
 
 export type RuntimeName = 'native' | 'java' | 'node' | 'python';
 
@@ -90,7 +90,7 @@ export interface Manifest {
    * A runtime taken from the host (a Node.js project, or `runtime: node` whose Capstan
    * package is missing): fetchPackages adds its files.
    */
-  hostRuntime?: NodeRuntimeRequest | undefined;
+  hostRuntime?: HostRuntimeRequest | undefined;
   /** A Node.js project's production packages (guest paths); the rest of node_modules is left out. */
   nodeModules?: { production: string[]; packages: number } | undefined;
   /** How the application was recognised: Capstan's files, or a project found without them. */

@@ -16,7 +16,7 @@ import { RepositoryClient } from '../repository/pull.js';
 import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
 import type { MpmMember } from '../repository/mpm.js';
 import { capstanRoot } from '../repository/root.js';
-import { nodeRuntimeFiles } from '../runtimes/node.js';
+import { hostRuntimeFiles } from '../runtimes/host-runtime.js';
 import { runtimeVinyls } from '../vinyl/runtime-files.js';
 import { syntheticStat, typeBits } from '../vinyl/synthetic-stat.js';
 
@@ -89,18 +89,18 @@ async function* packageFiles(
     }
   }
   if (host && (standsIn || !host.capstanPackage)) {
-    const runtime = nodeRuntimeFiles(host);
-    const name = standsIn ?? 'host.node';
+    const runtime = hostRuntimeFiles(host);
+    const name = standsIn ?? `host.${host.kind}`;
     const ref: PackageRef = {
       name, layer: packages.length,
-      info: { name, title: `Node.js ${runtime.version} from the host`, author: 'gulp-capstan', version: runtime.version.replace(/^v/, ''), require: [] },
+      info: { name, title: runtime.title, author: 'gulp-capstan', version: runtime.version.replace(/^v/, ''), require: [] },
       run: runtime.run,
     };
     const files = runtimeVinyls(runtime, ref, manifest);
     for (const f of files) { if (f.stat?.size) bytes += f.stat.size; count += 1; log.detail(`${name}: ${capstanOf(f)?.guestPath ?? f.path}`); }
     count -= 1; // the descriptor
     yield* files;
-    log.note(`Node.js ${runtime.version} from the host (${runtime.binary}, ${runtime.closure.length - 1} libraries)` +
+    log.note(`${runtime.title} (${runtime.binary}, ${runtime.closure.length - 1} libraries)` +
       (standsIn ? ` stands in for Capstan's ${standsIn}, which is not in the repository` : ''));
   }
   const names = packages.map((p) => p.name).join(', ') || 'none';

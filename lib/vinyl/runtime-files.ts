@@ -5,11 +5,11 @@ import path from 'node:path';
 import Vinyl from 'vinyl';
 import { annotate, type PackageRef } from '../carrier.js';
 import type { Manifest } from '../manifest/types.js';
-import type { NodeRuntimeFiles } from '../runtimes/node.js';
+import type { HostRuntimeFiles } from '../runtimes/host-runtime.js';
 import { hostVinyl } from './host-files.js';
 import { S_IFREG, syntheticStat } from './synthetic-stat.js';
 
-export function runtimeVinyls(runtime: NodeRuntimeFiles, ref: PackageRef, manifest: Manifest): Vinyl[] {
+export function runtimeVinyls(runtime: HostRuntimeFiles, ref: PackageRef, manifest: Manifest): Vinyl[] {
   const base = `/${ref.name}`;
   const descriptor = new Vinyl({ cwd: '/', base: '/', path: base, contents: null });
   annotate(descriptor, { kind: 'package', package: ref, manifest, layer: ref.layer });
