@@ -10,6 +10,10 @@ export { hostFiles, hostVinyl, type HostFilesOptions } from './vinyl/host-files.
 // The fast source for those steps: gulp.src's globs, links kept, contents read by writeImage.
 export { src, type SrcOptions } from './vinyl/src.js';
 
+// One-shot builds (no gulp): the same five steps in one pipeline.
+export { compose, run, composeWith, imageSteps, buildOptions, type ComposedImage } from './commands/compose.js';
+export { stepOptions, mergeOptions, packageJsonOptions, defaultImagePath, OptionsError, type UnikernelOptions, type StepOptions } from './commands/options.js';
+
 export * from './errors.js';
 export * from './carrier.js';
 export type { LogOptions } from './log.js';

@@ -45,7 +45,8 @@ async function serveAndFetch(t: import('ava').ExecutionContext, binary?: string)
   const port = vm.forwards[0]!.host;
   let body = '';
   for (let i = 0; i < 50 && !body; i++) {
-    try { body = await (await fetch(`http://127.0.0.1:${port}/`)).text(); } catch { await new Promise((r) => setTimeout(r, 100)); }
+    // Short attempts: QEMU's user network retries its SYN to a guest not up yet with backoff.
+    try { body = await (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(250) })).text(); } catch { await new Promise((r) => setTimeout(r, 100)); }
   }
   t.log(`first response ${(Date.now() - started) / 1000} s after boot(), node ${body.split(' ').at(-2)}`);
   t.regex(body, /^hello from a production dependency v\d+\.\d+\.\d+ 0$/, 'the dependency, node and a TZ of UTC');
