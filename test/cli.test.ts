@@ -123,6 +123,9 @@ test('package search, pull, list, describe, build, import, init, collect', async
   const imported = await c(['package', 'import']);
   t.is(imported.exitCode, 0, both(imported));
   t.regex(out(imported), /Package app\.mpm successfully imported into repository .*packages\n$/);
+  const update = await c(['package', 'update', '-v']);
+  t.is(out(update), `[01/02] ${'app'.padEnd(50)}... package does not exist in remote repository\n` +
+    `[02/02] ${'osv.bootstrap'.padEnd(50)}... already latest\nUpdated 0 packages (out of 2 that were found locally)\n`);
   const listed = await c(['package', 'list']);
   t.is(out(listed), `${header}\n${fileInfoRow('app', 'App', '1.2.3', '2024-05-01 10:20')}\n${fileInfoRow('osv.bootstrap', 'OSv Bootstrap', '0.57.0', 'N/A')}\n`);
   const described = await c(['package', 'describe', 'app']);
@@ -143,9 +146,12 @@ test('package search, pull, list, describe, build, import, init, collect', async
   t.is(await readFile(path.join(pkg, 'run', 'default'), 'utf8'), '/app.so hello');
   t.false(existsSync(path.join(pkg, 'data', 'secret')), '.capstanignore applies');
   t.false(existsSync(path.join(pkg, 'meta')), 'no meta/');
-  // Again: replaced whole, and the old mpm-pkg is not collected into the new one.
+  // Again: replaced whole, the old mpm-pkg not collected into the new one; the app's files win over the packages'.
+  await mkdir(path.join(p.root, 'etc'));
+  await writeFile(path.join(p.root, 'etc', 'hosts'), 'mine\n');
   t.is((await c(['package', 'collect'])).exitCode, 0);
   t.false(existsSync(path.join(pkg, 'mpm-pkg')));
+  t.is(await readFile(path.join(pkg, 'etc', 'hosts'), 'utf8'), 'mine\n');
   t.deepEqual((await readdir(p.root)).filter((n) => n.includes('mpm-pkg')), ['mpm-pkg'], 'no temp folder left');
 });
 
@@ -252,14 +258,15 @@ test('runtime list, preview, init; volume create, delete; config print', async (
 test('capstan run in a package folder composes, boots in the foreground and returns when the guest ends', async (t) => {
   const p = await userProject(t, APP, { mode: 'crash' });
   const c = cli(p);
-  const r = await c(['run', '--json', '-m', '256M']);
+  // -e's value starts with a dash, as OSv command lines do: it is the value, not a flag.
+  const r = await c(['run', '--json', '-m', '256M', '-e', '--verbose /app.so hi']);
   t.is(r.exitCode, 0, both(r));
   const events = out(r).trim().split('\n').map((l) => JSON.parse(l) as { event: string; pid?: number; instance?: string; reason?: string });
   const start = events.find((e) => e.event === 'vm-start')!;
   t.is(start.instance, 'app', 'named after the package');
   t.truthy(events.find((e) => e.event === 'vm-exit'));
   t.regex(err(r), /Created instance: app\n/);
-  t.regex(err(r), /CMDLINE:\S+ runscript \/run\/default;/, 'the console, on stderr with --json');
+  t.regex(err(r), /CMDLINE:\S+ --verbose \/app\.so hi\n/, 'the console, on stderr with --json');
   t.false(pidAlive(start.pid), 'no QEMU left');
   t.false(existsSync(path.join(p.env.CAPSTAN_ROOT, 'instances', 'qemu', 'app')), 'a non-persisted instance is removed');
 });

@@ -25,8 +25,6 @@ export interface CommandContext {
   out: CliOutput;
   /** Resolves when the user pressed Ctrl+C (or the process got SIGTERM), once it is asked for. */
   interrupted(): Promise<NodeJS.Signals>;
-  /** Whether stdin is a terminal (a console one can type into). */
-  interactive: boolean;
 }
 
 export interface Command {

@@ -41,8 +41,6 @@ const NOTES = [
 
 export interface MainOptions extends Partial<CliStreams> {
   cwd?: string | undefined;
-  /** Whether stdin is a terminal one can type into the guest from. */
-  interactive?: boolean | undefined;
 }
 
 /** Runs `capstan <argv…>`; resolves with the exit status. */
@@ -73,7 +71,6 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     const globals: GlobalFlags = { repoUrl: str(global, 'u'), releaseTag: str(global, 'release-tag'), s3: bool(global, 's3') };
     const ctx: CommandContext = {
       path: commandPath, cwd, env: streams.env, root: capstanRoot(undefined, streams.env), global: globals, out,
-      interactive: options.interactive ?? false,
       interrupted: interruption(),
     };
     const unhook = out.listenToSteps();

@@ -87,7 +87,9 @@ async function runVm(ctx: CommandContext, p: ParsedArgs): Promise<number> {
   const detached = bool(p, 'detach');
   const common: BootOptions = {
     ...buildRemote(ctx), events: ctx.out.events, hostEnv: ctx.env, ...runtime,
-    echo: ctx.out.console, interactive: ctx.interactive && !ctx.out.events && !detached, detached,
+    // The console is shown, not typed into: QEMU's stdio console takes a terminal raw (Ctrl+C
+    // would go to the guest, with no way out), so stdin stays ours and Ctrl+C stops the VM.
+    echo: ctx.out.console, detached,
     // In the foreground the guest may stay silent as long as it likes.
     readyTimeout: detached ? 60_000 : 0,
   };

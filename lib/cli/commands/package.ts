@@ -48,8 +48,9 @@ const compose: Command = {
     "'capstan run <image-name>' boots it.",
     'Differences from Capstan: the filesystem is ROFS (Capstan defaults to ZFS, which is not',
     'available here yet); --size is honoured (Capstan ignores it for ROFS) and without it the',
-    'disk is just large enough; --update has nothing to do (the image is rebuilt whole, in',
-    "about the time Capstan's update takes). The \"capstan\" field of package.json applies, under these flags.",
+    'disk is just large enough; --update changes nothing (the image is rebuilt whole).',
+    'Missing packages are pulled only with -p, as in Capstan (the loader always is).',
+    'The "capstan" field of package.json applies, under these flags.',
   ].join('\n'),
   flags: [
     { name: 'size', aliases: ['s'], type: 'string', usage: 'total size of the target image (use M or G suffix); default: just large enough' },
