@@ -12,6 +12,9 @@ export { src, type SrcOptions } from './vinyl/src.js';
 
 // One-shot builds (no gulp): the same five steps in one pipeline.
 export { compose, run, composeWith, imageSteps, buildOptions, type ComposedImage } from './commands/compose.js';
+export { collectPackage } from './commands/collect.js';
+export { composeFolder } from './commands/compose-folder.js';
+export { capstanConfiguration } from './commands/config.js';
 export { stepOptions, mergeOptions, packageJsonOptions, defaultImagePath, OptionsError, type UnikernelOptions, type StepOptions } from './commands/options.js';
 
 export * from './errors.js';

@@ -21,6 +21,8 @@ export interface MpmMember {
   linkname?: string | undefined;
   /** File contents (empty for directories and symlinks). */
   contents: Buffer;
+  /** The member's modification time, when the archive records one (`package describe --content` shows it). */
+  mtime?: Date | undefined;
 }
 
 const GZIP_MAGIC = [0x1f, 0x8b];
@@ -92,12 +94,13 @@ function checkMember(header: tar.Header, contents: Buffer, label: string, symlin
     if (symlinks.has(dir)) refuse(`its parent ${dir} is a symlink in this package`);
   }
   const mode = header.mode & 0o7777;
+  const mtime = header.mtime instanceof Date && !Number.isNaN(header.mtime.getTime()) ? { mtime: header.mtime } : {};
   switch (header.type) {
     case 'file':
     case 'contiguous-file':
-      return { guestPath, type: 'file', mode, contents };
+      return { guestPath, type: 'file', mode, contents, ...mtime };
     case 'directory':
-      return { guestPath, type: 'directory', mode, contents: Buffer.alloc(0) };
+      return { guestPath, type: 'directory', mode, contents: Buffer.alloc(0), ...mtime };
     case 'symlink': {
       const target = header.linkname;
       if (!target) refuse('symlink without a target');
@@ -112,7 +115,7 @@ function checkMember(header: tar.Header, contents: Buffer, label: string, symlin
         }
       }
       symlinks.set(guestPath, target);
-      return { guestPath, type: 'symlink', mode: mode || 0o777, linkname: target, contents: Buffer.alloc(0) };
+      return { guestPath, type: 'symlink', mode: mode || 0o777, linkname: target, contents: Buffer.alloc(0), ...mtime };
     }
     case 'link':
       return refuse('hard links are not supported in packages');

@@ -76,7 +76,7 @@ export interface PackageDescription {
   } | undefined;
   readme?: string | undefined;
   /** Members (meta/* left out), with `content: true`. */
-  content?: { path: string; type: MpmMemberType; mode: number; size: number; linkname?: string | undefined }[] | undefined;
+  content?: { path: string; type: MpmMemberType; mode: number; size: number; linkname?: string | undefined; mtime?: Date | undefined }[] | undefined;
 }
 
 /** Reads a local package without extracting it (Capstan's `package describe`). */
@@ -92,7 +92,10 @@ export async function describePackage(name: string, options: { root?: string | u
     else if (m.guestPath === '/meta/run.yaml' && m.type === 'file') run = parseRunYaml(m.contents.toString('utf8'), `${pkg.mpmPath}:meta/run.yaml`);
     else if (m.guestPath === '/meta/README.md' && m.type === 'file') readme = m.contents.toString('utf8');
     else if (options.content && !isMetaMember(m.guestPath)) {
-      content.push({ path: m.guestPath, type: m.type, mode: m.mode, size: m.contents.length, ...(m.linkname !== undefined ? { linkname: m.linkname } : {}) });
+      content.push({
+        path: m.guestPath, type: m.type, mode: m.mode, size: m.contents.length,
+        ...(m.linkname !== undefined ? { linkname: m.linkname } : {}), ...(m.mtime ? { mtime: m.mtime } : {}),
+      });
     }
   }
   if (!info) {

@@ -1,0 +1,231 @@
+// VMs: `run` (foreground, the console on the terminal, until the guest exits or Ctrl+C),
+// `instances` (`I`), `stop`, `delete` — over lib/vm (boot, bootInstance, instances) and, for
+// `capstan run` in a package folder, the one-shot compose (lib/commands/compose.ts).
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { buildOptions, composeWith } from '../../commands/compose.js';
+import type { ImageInfo } from '../../carrier.js';
+import { VmError } from '../../errors.js';
+import { parsePackageYaml } from '../../manifest/package-yaml.js';
+import { capstanTime, writeImageIndex } from '../../repository/images.js';
+import { checkRepositoryName } from '../../repository/remote/remote.js';
+import { repositoryImagePath } from '../../repository/root.js';
+import { boot, bootInstance, type BootOptions } from '../../vm/boot.js';
+import { deleteInstance, instanceNameFor, listInstances, stopInstance } from '../../vm/instances.js';
+import { reportVm } from '../../vm/vm-events.js';
+import type { Vm } from '../../vm/vm.js';
+import { bool, list, str, type ParsedArgs } from '../args.js';
+import { buildRemote, JSON_FLAG, type Command, type CommandContext } from '../command.js';
+import { EX_INTERRUPTED, UsageError } from '../exit-codes.js';
+import { goColumns } from '../table.js';
+import { envFlags, expectArgs, intFlag, oneOf } from '../values.js';
+import { checkHypervisor } from './images.js';
+
+/** How long a VM gets to power off when Ctrl+C stops it, before QEMU is ended. */
+const STOP_GRACE_MS = 3000;
+
+export const runCommand: Command = {
+  name: 'run',
+  usage: 'launch a VM. You may pass the image name as the first argument.',
+  args: '[instance-name]',
+  json: true,
+  description: [
+    'capstan run <instance>          boots a persisted instance again (its stored settings;',
+    '                                -e/--boot/--env set a new command line)',
+    'capstan run <image>             boots a repository image (or an image file) as a new instance',
+    'capstan run -i <image> [name]   the same, naming the instance',
+    'capstan run                     in a package folder: composes it (pulling what is missing),',
+    '                                then boots it, image and instance named after the package',
+    'The VM runs in the foreground, its console on the terminal, until the guest exits or Ctrl+C',
+    '(which stops it: no QEMU is left). Differences from Capstan: QEMU only (-p other than qemu is',
+    'refused); -n takes nat, bridge, tap or none; an image missing locally is not pulled from S3',
+    '(capstan pull it first); --detach (ours) leaves the VM running in the background, for',
+    "'capstan instances' and 'capstan stop'.",
+  ].join('\n'),
+  flags: [
+    { name: 'i', type: 'string', usage: 'image_name (a repository image or an image file)' },
+    { name: 'p', type: 'string', usage: 'hypervisor: qemu (the only one here)', default: 'qemu' },
+    { name: 'm', type: 'string', usage: 'memory size', default: '1G' },
+    { name: 'c', type: 'string', usage: 'number of CPUs', default: '2' },
+    { name: 'n', type: 'string', usage: 'networking: nat|bridge|tap|none', default: 'nat' },
+    { name: 'v', type: 'boolean', usage: 'verbose mode (prints the QEMU command line)' },
+    { name: 'b', type: 'string', usage: 'networking device (bridge or tap): e.g., virbr0, tap0' },
+    { name: 'f', type: 'string', multiple: true, usage: 'port forwarding rule host:guest (host 0 picks a free port)' },
+    { name: 'gce-upload-dir', type: 'string', usage: 'not supported here (GCE)' },
+    { name: 'mac', type: 'string', usage: 'MAC address. If not specified, the MAC address will be generated automatically.' },
+    { name: 'execute', aliases: ['e'], type: 'string', usage: 'set the command line to execute' },
+    { name: 'boot', type: 'string', multiple: true, usage: 'config_set name to boot unikernel with (run left to right)' },
+    { name: 'persist', type: 'boolean', usage: 'persist instance parameters (only relevant for qemu instances)' },
+    { name: 'env', type: 'string', multiple: true, usage: 'environment variable e.g. PORT=8000' },
+    { name: 'volume', type: 'string', multiple: true, usage: '{path}[:{key=val}], e.g. ./volume.img:format=raw; defaults :format=raw:aio=native:cache=none' },
+    { name: 'detach', type: 'boolean', usage: 'leave the VM running in the background once it is up (not in Capstan)' },
+    JSON_FLAG,
+  ],
+  run: runVm,
+};
+
+/** The run-time command line flags (also what a persisted instance takes). */
+function runtimeFlags(ctx: CommandContext, p: ParsedArgs) {
+  const bootSets = list(p, 'boot');
+  return { execute: str(p, 'execute'), boot: bootSets.length ? bootSets : undefined, env: envFlags(list(p, 'env'), ctx.path) };
+}
+
+async function runVm(ctx: CommandContext, p: ParsedArgs): Promise<number> {
+  if (p.args.length > 1) throw new UsageError('too many arguments; usage: capstan run [instance-name] (or capstan run -i image [instance-name])', ctx.path);
+  if (checkHypervisor(str(p, 'p') ?? 'qemu') !== 'qemu') {
+    throw new VmError(`hypervisor '${str(p, 'p')}' is not supported here`, { code: 'E_HYPERVISOR', hint: 'Only QEMU runs images here; drop -p, or use Capstan itself for vbox, vmw, gce and hkit.' });
+  }
+  if (str(p, 'gce-upload-dir') !== undefined) {
+    throw new VmError('--gce-upload-dir is not supported here', { code: 'E_HYPERVISOR', hint: 'Build a GCE tarball with the API (writeImage format "gce") and upload it with gsutil.' });
+  }
+  const network = oneOf(str(p, 'n'), ['nat', 'bridge', 'tap', 'none', 'vhost', 'vnet', 'vpnkit'], '-n', ctx.path);
+  if (network === 'vhost' || network === 'vnet' || network === 'vpnkit') {
+    throw new VmError(`networking '${network}' is not supported here`, { code: 'E_VM_NETWORK', hint: 'Use nat (the default), bridge, tap or none.' });
+  }
+  const runtime = runtimeFlags(ctx, p);
+  const cpus = intFlag(str(p, 'c'), '-c', ctx.path);
+  const detached = bool(p, 'detach');
+  const common: BootOptions = {
+    ...buildRemote(ctx), events: ctx.out.events, hostEnv: ctx.env, ...runtime,
+    // The console is shown, not typed into: QEMU's stdio console takes a terminal raw (Ctrl+C
+    // would go to the guest, with no way out), so stdin stays ours and Ctrl+C stops the VM.
+    echo: ctx.out.console, detached,
+    // In the foreground the guest may stay silent as long as it likes.
+    readyTimeout: detached ? 60_000 : 0,
+  };
+  const started = Date.now();
+  let vm: Vm;
+  let image = str(p, 'i');
+  let instance = p.args[0];
+  if (image === undefined && instance !== undefined && (await listInstances({ root: ctx.root })).some((i) => i.name === instance && i.persisted)) {
+    vm = await bootInstance(instance, common);
+    ctx.out.line(`\nRunning (already existing) instance: ${instance}`);
+    ctx.out.line("NOTE: instance parameters will NOT reflect arguments to 'capstan run' command!");
+    ctx.out.line(`      (use 'capstan delete ${instance}' to remove existing instance first)\n`);
+  } else {
+    let imagePath: string;
+    let info: ImageInfo | undefined;
+    if (image === undefined && instance === undefined) {
+      // A package folder: compose it into the repository first, as Capstan's `run` does.
+      const name = projectName(ctx.cwd);
+      imagePath = repositoryImagePath(name, ctx.root);
+      info = await composeWith(buildOptions({
+        ...buildRemote(ctx),
+        cwd: ctx.cwd, out: imagePath, format: 'qcow2', pullMissing: true, verbose: bool(p, 'v'), events: ctx.out.events,
+      }));
+      await writeImageIndex(path.dirname(imagePath), { formatVersion: '1', version: '', created: capstanTime(), description: '', build: '' });
+      instance = name;
+    } else {
+      if (image === undefined) { image = instance!; instance = undefined; }
+      imagePath = imageFile(image, ctx);
+      instance ??= existsSync(path.resolve(ctx.cwd, image)) ? instanceNameFor(imagePath) : image.replaceAll('/', '-');
+    }
+    // A new instance of this name replaces whatever instance had it (Capstan deletes it first).
+    if ((await listInstances({ root: ctx.root })).some((i) => i.name === instance)) await deleteInstance(instance!, { root: ctx.root });
+    vm = await boot({ path: imagePath, info }, {
+      ...common, name: instance, replace: true, persist: bool(p, 'persist'),
+      memory: str(p, 'm') ?? '1G', cpus: cpus ?? 2, network, networkDevice: str(p, 'b'), mac: str(p, 'mac'),
+      forward: list(p, 'f'), volumes: list(p, 'volume'),
+    });
+    ctx.out.line(`Created instance: ${vm.name}`);
+  }
+  for (const f of vm.forwards) ctx.out.line(`Forwarding ${f.protocol} ${f.address}:${f.host} → guest port ${f.guest}`);
+  reportVm(vm, ctx.out.events, started);
+  if (bool(p, 'v')) ctx.out.line(vm.command);
+  if (detached) {
+    await vm.ready;
+    const ports = vm.forwards.map((f) => `${f.host}→${f.guest}/${f.protocol}`).join(', ');
+    ctx.out.line(`Instance ${vm.name} runs in the background (pid ${vm.pid}${ports ? `, ${ports}` : ''}); stop it with 'capstan stop ${vm.name}'`);
+    return 0;
+  }
+  return foreground(vm, ctx, bool(p, 'v'));
+}
+
+/** Waits for the guest to end, or stops it on Ctrl+C; the exit status says which. */
+async function foreground(vm: Vm, ctx: CommandContext, verbose: boolean): Promise<number> {
+  const ended = await Promise.race([
+    vm.exited.then((exit) => ({ exit })),
+    ctx.interrupted().then((signal) => ({ signal })),
+  ]);
+  if ('signal' in ended) {
+    // The VM's own guard already sent QEMU SIGTERM; make sure it is gone before we are.
+    const gone = await Promise.race([vm.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), STOP_GRACE_MS).unref())]);
+    if (!gone) await vm.kill();
+    return EX_INTERRUPTED;
+  }
+  const { exit } = ended;
+  if (verbose) ctx.out.line(`VM ${vm.name} ended: status ${exit.exitCode ?? exit.signal}${exit.reason ? ` (${exit.reason})` : ''}`);
+  if (exit.exitCode === 0 || exit.endedBy !== 'guest') return 0;
+  // QEMU that ended before the guest said anything explains itself in the readiness error.
+  const early = await vm.ready.then(() => undefined, (error: unknown) => error);
+  if (early) throw early;
+  throw new VmError(`VM ${vm.name} ended with status ${exit.exitCode ?? exit.signal}`, {
+    code: 'E_VM_FAILED', file: vm.image, hint: exit.stderr ? `QEMU said: ${exit.stderr.split('\n').slice(-3).join(' | ')}` : 'See the console output above.',
+  });
+}
+
+/** The name `capstan run` gives a package folder's image and instance: the package's, else the folder's. */
+function projectName(cwd: string): string {
+  const file = path.join(cwd, 'meta', 'package.yaml');
+  if (existsSync(file)) return checkRepositoryName(parsePackageYaml(readFileSync(file, 'utf8'), file).name, 'image', true);
+  if (!existsSync(path.join(cwd, 'Capstanfile')) && !existsSync(path.join(cwd, 'package.json'))) {
+    throw new VmError('nothing to run here: no meta/package.yaml, Capstanfile or package.json', {
+      code: 'E_RUN_NOTHING', file: cwd,
+      hint: "Run it in a package folder, or name an image: 'capstan run <image>' / 'capstan run -i <image> <instance>'.",
+    });
+  }
+  return instanceNameFor(cwd);
+}
+
+/** An image file, or a repository image by name. */
+function imageFile(image: string, ctx: CommandContext): string {
+  const asFile = path.resolve(ctx.cwd, image);
+  if (existsSync(asFile) && !existsSync(path.join(asFile, 'index.yaml'))) return asFile;
+  checkRepositoryName(image, 'image', true);
+  const inRepository = repositoryImagePath(image, ctx.root);
+  if (!existsSync(inRepository)) {
+    throw new VmError(`${image}: no such image at: ${inRepository}`, {
+      code: 'E_VM_IMAGE', file: inRepository, hint: `Compose it (capstan package compose ${image}), import it (capstan import), or pull it (capstan pull).`,
+    });
+  }
+  return inRepository;
+}
+
+export const instancesCommand: Command = {
+  name: 'instances',
+  aliases: ['I'],
+  usage: 'list instances',
+  description: 'Persisted instances (run --persist), as Capstan lists them, and the running ones.',
+  async run(ctx, p) {
+    expectArgs(p.args, 0, 'usage: capstan instances', ctx.path);
+    const widths = [35, 10, 10, 15];
+    let text = `${goColumns(['Name', 'Platform', 'Status', 'Image'], widths)}\n`;
+    for (const i of await listInstances({ root: ctx.root })) {
+      if (!i.persisted && !i.running) continue;
+      text += `${goColumns([i.name, 'qemu', i.running ? 'Running' : 'Stopped', i.config?.image ?? ''], widths)}\n`;
+    }
+    ctx.out.write(text);
+  },
+};
+
+export const stopCommand: Command = {
+  name: 'stop',
+  usage: 'stop an instance',
+  args: '[instance-name]',
+  async run(ctx, p) {
+    expectArgs(p.args, 1, 'usage: capstan stop [instance_name]', ctx.path);
+    const outcome = await stopInstance(p.args[0]!, { root: ctx.root });
+    ctx.out.line(outcome === 'gone' ? `Instance ${p.args[0]} was not running` : `Stopped instance: ${p.args[0]}`);
+  },
+};
+
+export const deleteCommand: Command = {
+  name: 'delete',
+  usage: 'delete an instance',
+  args: '[instance-name]',
+  async run(ctx, p) {
+    expectArgs(p.args, 1, 'usage: capstan delete [instance_name]', ctx.path);
+    await deleteInstance(p.args[0]!, { root: ctx.root });
+    ctx.out.line(`Deleted instance: ${p.args[0]}`);
+  },
+};
