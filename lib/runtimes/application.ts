@@ -90,9 +90,11 @@ export function assembleApplication(inputs: ManifestInputs, options: Application
   }
   const manifest = assembleManifest(inputs, manifestOptions, hooks);
   warnListVariables(manifest, hooks);
-  // The runtime's own package first (runtime: java needs openjdk8-zulu-compact1), then any required one.
+  // One package is stood in for: the one a config set inherits from (`base: openjdk7:java`),
+  // else the runtime's own (runtime: java needs openjdk8-zulu-compact1), else any required one.
+  const bases = (manifest.run?.configSets ?? []).map((set) => set.inherits?.package).filter((p): p is string => p !== undefined);
   const wanted = manifest.run && manifest.run.runtime !== 'native' ? RUNTIMES[manifest.run.runtime].dependencies : [];
-  for (const name of [...wanted, ...manifest.require]) {
+  for (const name of [...bases, ...wanted, ...manifest.require]) {
     const match = enabled.find((d) => d.detector.standsInFor(name));
     if (match && manifest.require.includes(name)) return { ...manifest, hostRuntime: match.detector.standIn(inputs.root, name, match.options) };
   }

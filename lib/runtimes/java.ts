@@ -13,8 +13,10 @@
 // 2. The command ends with OSv's `!` (core/commands.cc): the JVM's own threads (GC, compiler,
 //    signal dispatcher…) outlive `main`, and OSv waits for every thread of an app, so without it
 //    a program whose main returns never powers the VM off.
-// 3. /proc is mounted (OSv's ROFS fstab as it is): HotSpot reads /proc/self/maps and
-//    /proc/cpuinfo while it sizes itself.
+// 3. /proc is mounted (OSv's ROFS fstab as it is). The JVM ran as well without it (hello and
+//    an HTTP server, measured), but HotSpot and the JDK read /proc where Linux has it (cgroup
+//    and CPU detection, ProcessHandle, the OS MXBean), and Node's procfs trouble does not arise
+//    here; `procfs: false` leaves it out.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
@@ -55,7 +57,7 @@ export interface JavaRuntimeOptions {
   trim?: boolean | readonly string[] | undefined;
   /** A jlink'ed runtime of these modules instead of the whole JDK (e.g. ['java.base', 'jdk.httpserver']). */
   modules?: readonly string[] | undefined;
-  /** Mount /proc (default true: HotSpot reads it). */
+  /** Mount /proc (default true: HotSpot and the JDK read it where Linux has it; false leaves it out). */
   procfs?: boolean | undefined;
   /** End the command with OSv's `!`, so the VM powers off when main returns (default true). */
   exit?: boolean | undefined;
