@@ -83,7 +83,9 @@ export function captureTree(hostRoot: string, guestRoot: string, options: TreeOp
         let real: string;
         let targetStat: Stats;
         try { real = realpathSync(host); targetStat = statSync(real); } catch {
-          out.dangling.push({ path: relPath, target });
+          // Left out either way; only a link that would have come along is worth a word.
+          if (options.exclude?.(relPath, false)) out.excluded.push(relPath);
+          else out.dangling.push({ path: relPath, target });
           continue;
         }
         if (options.exclude?.(relPath, targetStat.isDirectory())) { out.excluded.push(relPath); continue; }
