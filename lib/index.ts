@@ -28,3 +28,8 @@ export * from './repository/index.js';
 export * from './image/index.js';
 export * from './vm/index.js';
 export * from './host/index.js';
+// Runtimes from the host: the options resolveManifest takes as `node`, `java`, `python`.
+export type { NodeManifestOptions } from './runtimes/node-manifest.js';
+export type { JavaManifestOptions } from './runtimes/java-manifest.js';
+export type { PythonManifestOptions } from './runtimes/python-manifest.js';
+export { readJarManifest } from './runtimes/jar.js';
