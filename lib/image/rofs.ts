@@ -34,6 +34,12 @@ export interface RofsDirEntry {
   name: Buffer;
 }
 
+/** A directory entry to encode: the name as bytes, or as a string written as UTF-8. */
+export interface RofsDirEntryInput {
+  inodeNo: number;
+  name: Buffer | string;
+}
+
 /** One inode (struct rofs_inode). */
 export interface RofsInode {
   mode: number;
@@ -83,9 +89,9 @@ export function decodeSuperBlock(block: Buffer): RofsSuperBlock | undefined {
 }
 
 /** Byte length of the packed structure region (before padding). */
-export function structureBytes(dirents: readonly RofsDirEntry[], symlinks: readonly Buffer[], inodes: number): number {
+export function structureBytes(dirents: readonly RofsDirEntryInput[], symlinks: readonly Buffer[], inodes: number): number {
   let n = inodes * ROFS_INODE_BYTES;
-  for (const d of dirents) n += 10 + d.name.length;
+  for (const d of dirents) n += 10 + (typeof d.name === 'string' ? Buffer.byteLength(d.name, 'utf8') : d.name.length);
   for (const s of symlinks) n += 2 + s.length;
   return n;
 }
@@ -95,7 +101,7 @@ export function structureBytes(dirents: readonly RofsDirEntry[], symlinks: reado
  * a block boundary. Like gen-rofs-img.py, a region that is already block-aligned gets one more
  * zero block, which the superblock's block count does not include.
  */
-export function encodeStructure(dirents: readonly RofsDirEntry[], symlinks: readonly Buffer[], inodes: readonly RofsInode[]): { bytes: Buffer; blocks: number } {
+export function encodeStructure(dirents: readonly RofsDirEntryInput[], symlinks: readonly Buffer[], inodes: readonly RofsInode[]): { bytes: Buffer; blocks: number } {
   const used = structureBytes(dirents, symlinks, inodes.length);
   const blocks = Math.ceil(used / ROFS_BLOCK_SIZE);
   const padded = used % ROFS_BLOCK_SIZE === 0 ? used + ROFS_BLOCK_SIZE : blocks * ROFS_BLOCK_SIZE;
@@ -103,9 +109,9 @@ export function encodeStructure(dirents: readonly RofsDirEntry[], symlinks: read
   let o = 0;
   for (const d of dirents) {
     writeU64(bytes, d.inodeNo, o);
-    bytes.writeUInt16LE(d.name.length, o + 8);
-    d.name.copy(bytes, o + 10);
-    o += 10 + d.name.length;
+    const length = typeof d.name === 'string' ? bytes.write(d.name, o + 10, 'utf8') : d.name.copy(bytes, o + 10);
+    bytes.writeUInt16LE(length, o + 8);
+    o += 10 + length;
   }
   for (const s of symlinks) {
     bytes.writeUInt16LE(s.length, o);

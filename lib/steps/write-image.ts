@@ -11,8 +11,9 @@ import { annotate, APP_LAYER, BUILD_KINDS, capstanOf } from '../carrier.js';
 import { CapstanError, ImageError, toPluginError } from '../errors.js';
 import { checkCmdline } from '../image/cmdline.js';
 import { DEFAULT_LOADER, loaderReference } from '../image/loader.js';
-import { checkImageFormat, ImageComposer } from '../image/compose.js';
+import { checkImageFormat, ImageComposer, type FileEntryOptions } from '../image/compose.js';
 import type { ImageFormat } from '../image/disk.js';
+import { incrementalSettings, type IncrementalOptions } from '../image/incremental.js';
 import type { VmdkSubformat } from '../image/vmdk.js';
 import { parseDiskSize } from '../image/size.js';
 import { formatBytes, stepLogger, wantsProgress, type LogOptions } from '../log.js';
@@ -20,6 +21,7 @@ import type { Manifest } from '../manifest/types.js';
 import { ensureLoader, RepositoryClient } from '../repository/pull.js';
 import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
 import { readAhead } from '../vinyl/read-ahead.js';
+import { hostFileFacts } from '../vinyl/source-facts.js';
 
 export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
   /** Path of the image to write (its folder must exist). Required. */
@@ -40,6 +42,13 @@ export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'even
   permissions?: boolean | undefined;
   /** Pull a loader given by name when it is not in the local repository (default true; `offline` forbids it). */
   pull?: boolean | undefined;
+  /**
+   * Write a qcow2 overlay over the previous image at `out` that reuses the data of unchanged
+   * files (not read again: host files are compared by their stat, contents by hash), flattened
+   * after `maxGenerations` (8) or when `maxDeadFraction` (0.5) of the data is dead. For watch
+   * mode. Other formats are built in full.
+   */
+  incremental?: boolean | IncrementalOptions | undefined;
 }
 
 
@@ -65,7 +74,7 @@ export function writeImage(options: WriteImageOptions): Transform {
         current = file.path;
         composer ??= await openComposer(opts);
         const guestPath = meta?.guestPath ?? '/' + file.relative.split(path.sep).join('/');
-        const entry = {
+        const entry: FileEntryOptions = {
           layer: meta?.layer ?? meta?.package?.layer ?? APP_LAYER,
           mode: meta?.mode ?? (file.stat ? file.stat.mode & 0o7777 : undefined),
           source: file.path,
@@ -78,6 +87,8 @@ export function writeImage(options: WriteImageOptions): Transform {
           result = composer.addDirectory(guestPath, entry);
         } else if (file.isBuffer() || content) {
           try {
+            // A host file (read: false) is identified by its stat; buffers are hashed by the composer.
+            if (opts.incremental && content && file.isNull()) entry.facts = hostFileFacts(file.stat);
             result = await composer.addFile(guestPath, content ?? file.contents as Buffer, entry);
           } catch (error) {
             if (error instanceof CapstanError) throw error;
@@ -98,7 +109,7 @@ export function writeImage(options: WriteImageOptions): Transform {
         }
         count++;
         if (result === 'shadowed') shadowed++;
-        log.detail(`${guestPath}${result === 'added' ? '' : ` (${result})`}`);
+        if (options.verbose) log.detail(`${guestPath}${result === 'added' ? '' : ` (${result})`}`);
       }
       current = undefined;
       // through2 ends `files` quietly when the stream is destroyed (an error up- or downstream
@@ -112,13 +123,16 @@ export function writeImage(options: WriteImageOptions): Transform {
         });
       }
       composer ??= await openComposer(opts);
-      const { info, rofs } = await composer.finish(cmdline);
+      const { info, rofs, incremental } = await composer.finish(cmdline);
       const image = new Vinyl({ cwd: process.cwd(), base: path.dirname(composer.out), path: composer.out, contents: null, stat: await stat(composer.out) });
       annotate(image, { kind: 'image', image: info, manifest });
       progress?.stop();
       log.summary(`${composer.out}: ${info.format}, ${rofs.files} files (${formatBytes(rofs.fileBytes)}), ` +
-        `${rofs.directories} folders, ${rofs.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s`,
+        `${rofs.directories} folders, ${rofs.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s` +
+        (incremental?.mode === 'incremental' ? `; incremental: generation ${incremental.generation}, ${incremental.reused} files reused, ${incremental.written} written`
+          : composer.fullReason ? `; full build (${composer.fullReason})` : ''),
         { files: rofs.files, bytes: rofs.fileBytes });
+      if (incremental?.warning) log.warn(incremental.warning);
       log.event({ event: 'image', path: composer.out, format: info.format, size: image.stat!.size });
       yield image;
     } catch (error) {
@@ -148,6 +162,7 @@ function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
     checkImageFormat(options.format ?? 'qcow2', options.vmdkSubformat);
     if (options.cmdline !== undefined) checkCmdline(options.cmdline);
     if (options.size !== undefined) parseDiskSize(options.size);
+    incrementalSettings(options.incremental);
     remoteSettings(options); // bad remote options fail now, not at the first file
     return { ...options };
   } catch (error) {
