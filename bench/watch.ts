@@ -37,6 +37,8 @@ interface ChildReport {
   bytes: number;
   coldMs: number;
   incremental: number[];
+  /** CPU time (user + system, every thread of the process) of each incremental build. */
+  incrementalCpu: number[];
   flatten: number[];
   full: number[];
   recordBytes: number;
@@ -56,14 +58,20 @@ function listTree(tree: string): Vinyl[] {
   return vinyls;
 }
 
+let lastCpuMs = 0;
+
 async function build(vinyls: Vinyl[], out: string, loader: string, incremental: boolean): Promise<number> {
+  const cpu = process.cpuUsage();
   const t0 = performance.now();
   await pipeline(
     Readable.from(vinyls),
     writeImage({ out, loader, cmdline: '/d0/f0.bin', silent: true, incremental }),
     new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } }),
   );
-  return performance.now() - t0;
+  const ms = performance.now() - t0;
+  const used = process.cpuUsage(cpu);
+  lastCpuMs = (used.user + used.system) / 1000;
+  return ms;
 }
 
 function rng(seed: number) {
@@ -72,7 +80,7 @@ function rng(seed: number) {
 }
 
 async function child(files: number): Promise<void> {
-  const edits = Number(process.env.BENCH_EDITS ?? 12);
+  const edits = Number(process.env.BENCH_EDITS ?? 20);
   const work = await mkdtemp(path.join(os.tmpdir(), 'capstan-bench-watch-'));
   try {
     const loader = path.join(work, 'loader.img');
@@ -88,7 +96,7 @@ async function child(files: number): Promise<void> {
     const out = path.join(outDir, 'app.qemu');
     const fullOut = path.join(outDir, 'app-full.qemu');
     const coldMs = await build(vinyls, out, loader, true);
-    const report: ChildReport = { files, bytes, coldMs, incremental: [], flatten: [], full: [], recordBytes: 0, maxRssMB: 0 };
+    const report: ChildReport = { files, bytes, coldMs, incremental: [], incrementalCpu: [], flatten: [], full: [], recordBytes: 0, maxRssMB: 0 };
     const r = rng(11);
     let generation = 0;
     for (let i = 0; i < edits; i++) {
@@ -100,7 +108,8 @@ async function child(files: number): Promise<void> {
       victim.stat = statSync(victim.path); // the watch session re-stats what changed
       const ms = await build(vinyls, out, loader, true);
       generation = generation >= 8 ? 0 : generation + 1;
-      (generation === 0 ? report.flatten : report.incremental).push(ms);
+      if (generation === 0) report.flatten.push(ms);
+      else { report.incremental.push(ms); report.incrementalCpu.push(lastCpuMs); }
       if (i % 4 === 0) report.full.push(await build(vinyls, fullOut, loader, false));
     }
     // The incremental image holds the same tree as a full build of it.
@@ -124,7 +133,7 @@ const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFix
 
 async function main(): Promise<void> {
   const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
-  console.log(`writeImage alone on an in-memory list of read: false vinyls (${os.cpus().length} CPUs, warm cache):`);
+  console.log(`writeImage alone on an in-memory list of read: false vinyls (${os.cpus().length} CPUs, warm cache, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}):`);
   for (const files of sizes.length ? sizes : [1000, 10_000]) {
     const r = spawnSync(process.execPath, ['--import=tsx', here, 'child', String(files)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 16 * MB });
     if (r.status !== 0) throw new Error(`bench/watch child (${files} files) failed`);
@@ -132,10 +141,12 @@ async function main(): Promise<void> {
     const inc = median(rep.incremental);
     const full = median(rep.full);
     console.log(`  ${rep.files.toLocaleString('en')} files / ${(rep.bytes / MB).toFixed(0)} MB: cold ${ms(rep.coldMs)}; ` +
-      `one-file edit → incremental image ${ms(inc)} (median of ${rep.incremental.length}, min ${ms(Math.min(...rep.incremental))}, max ${ms(Math.max(...rep.incremental))}); ` +
+      `one-file edit → incremental image ${ms(inc)} (median of ${rep.incremental.length}, min ${ms(Math.min(...rep.incremental))}, max ${ms(Math.max(...rep.incremental))}; ` +
+      `CPU ${ms(median(rep.incrementalCpu))} median); ` +
       `full rebuild ${ms(full)} (median of ${rep.full.length}) = ${(full / inc).toFixed(0)}× the incremental; ` +
       `flatten ${rep.flatten.length ? rep.flatten.map(ms).join(', ') : 'n/a'}; record ${(rep.recordBytes / 1024).toFixed(0)} KiB; peak RSS ${rep.maxRssMB.toFixed(0)} MB`);
   }
+  console.log(`(load average afterwards ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}: wall times above CPU time mean other processes had the CPUs)`);
 }
 
 if (process.argv[2] === 'child') await child(Number(process.argv[3]));

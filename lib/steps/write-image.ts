@@ -66,7 +66,8 @@ export function writeImage(options: WriteImageOptions): Transform {
     let shadowed = 0;
     const progress = wantsProgress() && !options.silent ? startProgress(() => `${count} entries, ${(streamed / 1048576).toFixed(0)} MiB`) : undefined;
     try {
-      for await (const { file, content, release } of readAhead(files, (n) => { streamed += n; })) {
+      for await (const item of readAhead(files, (n) => { streamed += n; })) {
+        const file = item.file;
         const meta = capstanOf(file);
         manifest ??= meta?.manifest;
         if (meta?.kind === 'image') { yield file; continue; }
@@ -85,11 +86,12 @@ export function writeImage(options: WriteImageOptions): Transform {
           result = composer.addSymlink(guestPath, file.symlink, entry);
         } else if (file.isDirectory()) {
           result = composer.addDirectory(guestPath, entry);
-        } else if (file.isBuffer() || content) {
+        } else if (file.isBuffer() || item.hostFile || item.content) {
           try {
-            // A host file (read: false) is identified by its stat; buffers are hashed by the composer.
-            if (opts.incremental && content && file.isNull()) entry.facts = hostFileFacts(file.stat);
-            result = await composer.addFile(guestPath, content ?? file.contents as Buffer, entry);
+            // A host file (read: false) is identified by its stat, and then not even opened when
+            // its data can be reused; buffers are hashed by the composer.
+            if (opts.incremental && item.hostFile) entry.facts = hostFileFacts(file.stat);
+            result = (entry.facts && composer.reuseFile(guestPath, entry)) || await composer.addFile(guestPath, item.content ?? file.contents as Buffer, entry);
           } catch (error) {
             if (error instanceof CapstanError) throw error;
             throw new ImageError(`could not read the file while writing the image: ${(error as Error).message}`, {
@@ -99,7 +101,7 @@ export function writeImage(options: WriteImageOptions): Transform {
           // A shadowed file's content was never read: close it. (Only then: destroying
           // vinyl-fs stream contents that were read to their end kept their data alive, +180 MB
           // of peak RSS on the bench tree.)
-          if (result === 'shadowed') await release();
+          if (result === 'shadowed') await item.release();
           if (file.isBuffer()) streamed += file.contents.length;
         } else {
           throw new ImageError('has no contents', {
