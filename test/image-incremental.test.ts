@@ -5,7 +5,7 @@
 // trees are real files listed as `read: false` vinyls, as the watch session hands them over.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -140,7 +140,8 @@ test('edits, additions, deletions, a symlink target, a renamed folder: each incr
   await makeTree(src);
   const image = path.join(out, 'app.qemu');
   // Flattening is tested below: here every step must chain (the large file's edit kills half the data).
-  const options = { out: image, loader, incremental: { maxGenerations: 16, maxDeadFraction: 1 } };
+  // Permission bits are kept, so that modes are compared too.
+  const options = { out: image, loader, permissions: true, incremental: { maxGenerations: 16, maxDeadFraction: 1 } };
   let vinyls = listTree(src);
   const files = vinyls.filter((v) => v.stat!.isFile()).length;
   const first = await build(vinyls, options);
@@ -158,6 +159,7 @@ test('edits, additions, deletions, a symlink target, a renamed folder: each incr
       randomBytes(1000).copy(big, 700_000);
       await writeFile(path.join(src, 'lib', 'big.so'), big);
     }, 1],
+    ['a mode changed', async () => { await chmod(small[5]!, 0o700); }, 1],
     ['one file added', async () => { await writeFile(path.join(src, 'usr', 'bin', 'new-ñ'), 'a new file\n'); }, 1],
     ['one file emptied', async () => { await truncate(small[3]!, 0); }, 1],
     ['one file deleted', async () => { await unlink(path.join(src, 'usr', 'bin', 'new-ñ')); }, 0],
