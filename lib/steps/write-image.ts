@@ -12,6 +12,7 @@ import { CapstanError, ImageError, toPluginError } from '../errors.js';
 import { checkCmdline } from '../image/cmdline.js';
 import { DEFAULT_LOADER, loaderReference } from '../image/loader.js';
 import { checkImageFormat, ImageComposer, type FileEntryOptions } from '../image/compose.js';
+import type { AddResult } from '../image/rofs-builder.js';
 import type { ImageFormat } from '../image/disk.js';
 import { incrementalSettings, type IncrementalOptions } from '../image/incremental.js';
 import type { VmdkSubformat } from '../image/vmdk.js';
@@ -20,7 +21,7 @@ import { formatBytes, stepLogger, wantsProgress, type LogOptions } from '../log.
 import type { Manifest } from '../manifest/types.js';
 import { ensureLoader, RepositoryClient } from '../repository/pull.js';
 import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
-import { readAhead } from '../vinyl/read-ahead.js';
+import { ReadAhead, type AheadFile } from '../vinyl/read-ahead.js';
 import { hostFileFacts } from '../vinyl/source-facts.js';
 
 export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
@@ -65,53 +66,73 @@ export function writeImage(options: WriteImageOptions): Transform {
     let streamed = 0;
     let shadowed = 0;
     const progress = wantsProgress() && !options.silent ? startProgress(() => `${count} entries, ${(streamed / 1048576).toFixed(0)} MiB`) : undefined;
+    const ahead = new ReadAhead((n) => { streamed += n; });
+    const done = (guestPath: string, result: AddResult) => {
+      count++;
+      if (result === 'shadowed') shadowed++;
+      if (options.verbose) log.detail(`${guestPath}${result === 'added' ? '' : ` (${result})`}`);
+    };
+    /** Adds one entry to the image; a promise only when data is written (not for a reused file). */
+    const add = (c: ImageComposer, item: AheadFile): Promise<void> | undefined => {
+      const file = item.file;
+      const meta = capstanOf(file);
+      current = file.path;
+      const guestPath = meta?.guestPath ?? '/' + file.relative.split(path.sep).join('/');
+      const entry: FileEntryOptions = {
+        layer: meta?.layer ?? meta?.package?.layer ?? APP_LAYER,
+        mode: meta?.mode ?? (file.stat ? file.stat.mode & 0o7777 : undefined),
+        source: file.path,
+      };
+      if (file.isSymbolic()) {
+        if (typeof file.symlink !== 'string') throw new ImageError('is a symlink without a target', { code: 'E_SYMLINK_TARGET', file: file.path });
+        return void done(guestPath, c.addSymlink(guestPath, file.symlink, entry));
+      }
+      if (file.isDirectory()) return void done(guestPath, c.addDirectory(guestPath, entry));
+      if (!file.isBuffer() && !item.hostFile && !item.content) {
+        throw new ImageError('has no contents', {
+          code: 'E_NO_CONTENTS', file: file.path,
+          hint: 'Read files with src(glob, {encoding: false}), or with {read: false} so that writeImage reads regular files itself; a vinyl without contents needs the `stat` of a regular file.',
+        });
+      }
+      // A host file (read: false) is identified by its stat, and then not even opened when its
+      // data can be reused; buffers are hashed by the composer.
+      if (opts.incremental && item.hostFile) entry.facts = hostFileFacts(file.stat);
+      const reused = entry.facts && c.reuseFile(guestPath, entry);
+      if (reused) return void done(guestPath, reused);
+      return (async () => {
+        let result: AddResult;
+        try {
+          result = await c.addFile(guestPath, item.content ?? file.contents as Buffer, entry);
+        } catch (error) {
+          if (error instanceof CapstanError) throw error;
+          throw new ImageError(`could not read the file while writing the image: ${(error as Error).message}`, {
+            code: 'E_READ_FAILED', file: file.path, cause: error, hint: 'Was it removed or changed during the build? Run the build again.',
+          });
+        }
+        // A shadowed file's content was never read: close it. (Only then: destroying vinyl-fs
+        // stream contents that were read to their end kept their data alive, +180 MB of peak
+        // RSS on the bench tree.)
+        if (result === 'shadowed') await item.release();
+        if (file.isBuffer()) streamed += file.contents.length;
+        done(guestPath, result);
+      })();
+    };
     try {
-      for await (const item of readAhead(files, (n) => { streamed += n; })) {
-        const file = item.file;
+      for await (const file of files) {
         const meta = capstanOf(file);
         manifest ??= meta?.manifest;
         if (meta?.kind === 'image') { yield file; continue; }
         if (meta && BUILD_KINDS.has(meta.kind)) continue;
-        current = file.path;
+        const item = ahead.push(file);
+        if (!item) continue;
         composer ??= await openComposer(opts);
-        const guestPath = meta?.guestPath ?? '/' + file.relative.split(path.sep).join('/');
-        const entry: FileEntryOptions = {
-          layer: meta?.layer ?? meta?.package?.layer ?? APP_LAYER,
-          mode: meta?.mode ?? (file.stat ? file.stat.mode & 0o7777 : undefined),
-          source: file.path,
-        };
-        let result;
-        if (file.isSymbolic()) {
-          if (typeof file.symlink !== 'string') throw new ImageError('is a symlink without a target', { code: 'E_SYMLINK_TARGET', file: file.path });
-          result = composer.addSymlink(guestPath, file.symlink, entry);
-        } else if (file.isDirectory()) {
-          result = composer.addDirectory(guestPath, entry);
-        } else if (file.isBuffer() || item.hostFile || item.content) {
-          try {
-            // A host file (read: false) is identified by its stat, and then not even opened when
-            // its data can be reused; buffers are hashed by the composer.
-            if (opts.incremental && item.hostFile) entry.facts = hostFileFacts(file.stat);
-            result = (entry.facts && composer.reuseFile(guestPath, entry)) || await composer.addFile(guestPath, item.content ?? file.contents as Buffer, entry);
-          } catch (error) {
-            if (error instanceof CapstanError) throw error;
-            throw new ImageError(`could not read the file while writing the image: ${(error as Error).message}`, {
-              code: 'E_READ_FAILED', file: file.path, cause: error, hint: 'Was it removed or changed during the build? Run the build again.',
-            });
-          }
-          // A shadowed file's content was never read: close it. (Only then: destroying
-          // vinyl-fs stream contents that were read to their end kept their data alive, +180 MB
-          // of peak RSS on the bench tree.)
-          if (result === 'shadowed') await item.release();
-          if (file.isBuffer()) streamed += file.contents.length;
-        } else {
-          throw new ImageError('has no contents', {
-            code: 'E_NO_CONTENTS', file: file.path,
-            hint: 'Read files with src(glob, {encoding: false}), or with {read: false} so that writeImage reads regular files itself; a vinyl without contents needs the `stat` of a regular file.',
-          });
-        }
-        count++;
-        if (result === 'shadowed') shadowed++;
-        if (options.verbose) log.detail(`${guestPath}${result === 'added' ? '' : ` (${result})`}`);
+        const writing = add(composer, item);
+        if (writing) await writing;
+      }
+      for (let item = ahead.shift(); item; item = ahead.shift()) {
+        composer ??= await openComposer(opts);
+        const writing = add(composer, item);
+        if (writing) await writing;
       }
       current = undefined;
       // through2 ends `files` quietly when the stream is destroyed (an error up- or downstream
@@ -140,6 +161,7 @@ export function writeImage(options: WriteImageOptions): Transform {
     } catch (error) {
       throw toPluginError(error, current);
     } finally {
+      ahead.releaseAll();
       progress?.stop();
       await composer?.abort(); // no-op once finished; removes the temp file otherwise
     }

@@ -64,27 +64,43 @@ export class AheadFile {
 interface Shared { scratch: Buffer; add: (n: number) => void; pace: () => Promise<void> }
 
 /**
- * Passes files through in order, starting to read the contents of the next few stream files
+ * Hands files over in order, starting to read the contents of the next few stream files
  * (vinyl-fs `buffer: false`) while the current one is written: opening and reading many small
  * files one after another is latency-bound. Memory stays bounded (files × bytes above). Host
- * files (`read: false`) are read when their turn comes. One object per file, with no closures
- * of its own: a watch rebuild passes every file of the tree through here.
+ * files (`read: false`) are read when their turn comes, and are not held back when nothing is
+ * being read ahead.
+ *
+ * Synchronous on purpose: the writer's own `for await` loop pushes each file and gets back
+ * the one whose turn it is. An async generator here cost a promise and an iterator result per
+ * file, which measured as the largest share of a watch rebuild's garbage.
  */
-export async function* readAhead(files: AsyncIterable<Vinyl>, add: (n: number) => void): AsyncGenerator<AheadFile> {
-  const queue: AheadFile[] = [];
-  // One read buffer for every host file of this stream: RofsBuilder.addFile writes each chunk
-  // into the image before it asks for the next, and files are added one at a time.
-  const shared: Shared = { scratch: Buffer.allocUnsafe(HOST_READ_BUFFER_BYTES), add, pace: pacer() };
-  try {
-    for await (const file of files) {
-      const primed = file.isStream() ? prime(contentChunks(file.contents as unknown as EventStream, add), READ_AHEAD_BYTES) : undefined;
-      queue.push(new AheadFile(file, primed, shared));
-      if (queue.length > READ_AHEAD_FILES) yield queue.shift()!;
-    }
-    while (queue.length > 0) yield queue.shift()!;
-  } finally {
-    // Stopped early (an error): release the files still being read.
-    for (const item of queue) void item.release();
+export class ReadAhead {
+  private readonly queue: AheadFile[] = [];
+  private readonly shared: Shared;
+
+  constructor(add: (n: number) => void) {
+    // One read buffer for every host file of this build: RofsBuilder.addFile writes each chunk
+    // into the image before it asks for the next, and files are added one at a time.
+    this.shared = { scratch: Buffer.allocUnsafe(HOST_READ_BUFFER_BYTES), add, pace: pacer() };
+  }
+
+  /** Takes the next input file; returns the file whose turn it is now, if any. */
+  push(file: Vinyl): AheadFile | undefined {
+    const primed = file.isStream() ? prime(contentChunks(file.contents as unknown as EventStream, this.shared.add), READ_AHEAD_BYTES) : undefined;
+    const item = new AheadFile(file, primed, this.shared);
+    if (!primed && this.queue.length === 0) return item;
+    this.queue.push(item);
+    return this.queue.length > READ_AHEAD_FILES ? this.queue.shift() : undefined;
+  }
+
+  /** At the end of the input: the next file still queued. */
+  shift(): AheadFile | undefined {
+    return this.queue.shift();
+  }
+
+  /** Stopped early (an error): releases the files still being read. */
+  releaseAll(): void {
+    for (const item of this.queue.splice(0)) void item.release();
   }
 }
 
