@@ -42,6 +42,9 @@ interface ChildReport {
   flatten: number[];
   full: number[];
   recordBytes: number;
+  /** Peak RSS after listing the tree, after the cold build, after the rebuilds (before the final checks). */
+  rssListedMB: number;
+  rssColdMB: number;
   maxRssMB: number;
 }
 
@@ -90,13 +93,17 @@ async function child(files: number): Promise<void> {
     const vinyls = listTree(tree);
     const regular = vinyls.filter((v) => v.stat!.isFile());
     const bytes = regular.reduce((n, v) => n + v.stat!.size, 0);
+    const rssListedMB = process.resourceUsage().maxRSS / 1024;
     await delay(2500);
     const outDir = path.join(work, 'out');
     await mkdir(outDir);
     const out = path.join(outDir, 'app.qemu');
     const fullOut = path.join(outDir, 'app-full.qemu');
     const coldMs = await build(vinyls, out, loader, true);
-    const report: ChildReport = { files, bytes, coldMs, incremental: [], incrementalCpu: [], flatten: [], full: [], recordBytes: 0, maxRssMB: 0 };
+    const report: ChildReport = {
+      files, bytes, coldMs, incremental: [], incrementalCpu: [], flatten: [], full: [], recordBytes: 0,
+      rssListedMB, rssColdMB: process.resourceUsage().maxRSS / 1024, maxRssMB: 0,
+    };
     const r = rng(11);
     let generation = 0;
     for (let i = 0; i < edits; i++) {
@@ -112,6 +119,7 @@ async function child(files: number): Promise<void> {
       else { report.incremental.push(ms); report.incrementalCpu.push(lastCpuMs); }
       if (i % 4 === 0) report.full.push(await build(vinyls, fullOut, loader, false));
     }
+    report.maxRssMB = process.resourceUsage().maxRSS / 1024;
     // The incremental image holds the same tree as a full build of it.
     report.full.push(await build(vinyls, fullOut, loader, false));
     const [a, b] = [await describeImage(out), await describeImage(fullOut)];
@@ -121,7 +129,6 @@ async function child(files: number): Promise<void> {
     const guest = '/' + path.relative(tree, last.path).split(path.sep).join('/');
     if (!(await readImageFile(out, guest)).equals(await readImageFile(fullOut, guest))) throw new Error(`${guest} differs`);
     report.recordBytes = statSync(path.join(outDir, '.app.qemu.build-record')).size;
-    report.maxRssMB = process.resourceUsage().maxRSS / 1024;
     process.stdout.write(JSON.stringify(report) + '\n');
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -144,7 +151,8 @@ async function main(): Promise<void> {
       `one-file edit → incremental image ${ms(inc)} (median of ${rep.incremental.length}, min ${ms(Math.min(...rep.incremental))}, max ${ms(Math.max(...rep.incremental))}; ` +
       `CPU ${ms(median(rep.incrementalCpu))} median); ` +
       `full rebuild ${ms(full)} (median of ${rep.full.length}) = ${(full / inc).toFixed(0)}× the incremental; ` +
-      `flatten ${rep.flatten.length ? rep.flatten.map(ms).join(', ') : 'n/a'}; record ${(rep.recordBytes / 1024).toFixed(0)} KiB; peak RSS ${rep.maxRssMB.toFixed(0)} MB`);
+      `flatten ${rep.flatten.length ? rep.flatten.map(ms).join(', ') : 'n/a'}; record ${(rep.recordBytes / 1024).toFixed(0)} KiB; ` +
+      `peak RSS ${rep.maxRssMB.toFixed(0)} MB (${rep.rssListedMB.toFixed(0)} MB once the tree was listed, ${rep.rssColdMB.toFixed(0)} MB after the cold build)`);
   }
   console.log(`(load average afterwards ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}: wall times above CPU time mean other processes had the CPUs)`);
 }
