@@ -369,6 +369,11 @@ test('a missing, corrupt or stale record, or a lost generation file, means a ful
   t.regex((await build(vinyls, options)).line, /full build \(the image at `out` is not the one the build record describes\)/);
   t.notDeepEqual(await readFile(recordPathFor(image)), recordBefore);
 
+  // The loader's bytes are in the image: a changed loader means a full build.
+  t.is((await build(vinyls, options)).mode, 'incremental');
+  await utimes(loader, new Date(), new Date(Date.now() - 60_000));
+  t.regex((await build(vinyls, options)).line, /full build \(the loader changed\)/);
+
   // A generation file the image needs was deleted.
   await writeFile(path.join(src, 'x'), 'x');
   t.is((await build(listTree(src), options)).mode, 'incremental');
@@ -404,7 +409,7 @@ test('a file whose stat matches is reused unread, unless it had changed within t
 });
 
 test('buffers are compared by hash, streams always written; a replaced lower-layer file is reused too', async (t) => {
-  const { dir, loader, out } = await setup(t);
+  const { loader, out } = await setup(t);
   const image = path.join(out, 'app.qemu');
   const big = randomBytes(200_000);
   const compose = async (hosts: string, app: string) => {

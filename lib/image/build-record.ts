@@ -68,8 +68,11 @@ export interface BuildRecord {
   version: typeof BUILD_RECORD_VERSION;
   /** The image this record describes, as it was right after it was moved into place. */
   image: FileIdentity;
-  /** The loader it was built from (its bytes are in the image: a changed loader means a full build). */
-  loader: FileIdentity & { path: string; format: DiskFormat };
+  /**
+   * The loader it was built from (its bytes are in the image: a changed loader means a full
+   * build), its format, and how many of its bytes the image holds.
+   */
+  loader: FileIdentity & { path: string; format: DiskFormat; bytes: number };
   /** Byte offset of the ROFS partition. */
   partitionStart: number;
   /** Whether inode modes carry permission bits. */
@@ -216,7 +219,9 @@ function checkHeader(v: unknown): string | undefined {
   const r = v as Partial<BuildRecord> | null;
   if (typeof r !== 'object' || r === null) return 'a header that is not an object';
   if (!checkIdentity(r.image)) return 'a bad image identity';
-  if (!checkIdentity(r.loader) || typeof r.loader!.path !== 'string' || !LOADER_FORMATS.includes(r.loader!.format)) return 'a bad loader identity';
+  if (!checkIdentity(r.loader) || typeof r.loader!.path !== 'string' || !LOADER_FORMATS.includes(r.loader!.format) || !isCount(r.loader!.bytes)) {
+    return 'a bad loader identity';
+  }
   if (!isCount(r.partitionStart) || !isCount(r.dataBlocks) || !isCount(r.liveBlocks) || !isCount(r.nextSerial)) return 'bad counts';
   if (r.liveBlocks! > r.dataBlocks!) return 'more live blocks than data blocks';
   if (typeof r.permissions !== 'boolean') return 'a bad permissions flag';

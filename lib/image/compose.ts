@@ -82,7 +82,7 @@ interface IncrementalRun {
   /** Present when this image overlays the previous one. */
   base?: IncrementalBase | undefined;
   reason?: string | undefined;
-  loader: FileIdentity & { path: string; format: OsvLoader['format'] };
+  loader: BuildRecord['loader'];
   permissions: boolean;
   startedMs: number;
   reused: number;
@@ -157,7 +157,10 @@ export class ImageComposer {
     const loaderFacts = { path: loader.path, format: loader.format, size: loader.bytes.length, bootSector: Buffer.from(loader.bytes.subarray(0, SECTOR)) };
     // A full image that records itself, so that the next build can overlay it.
     const run: IncrementalRun | undefined = settings && format === 'qcow2'
-      ? { settings, reason, loader: { ...await fileIdentity(loader.path), path: loader.path, format: loader.format }, permissions, startedMs: Date.now(), reused: 0, written: 0 }
+      ? {
+        settings, reason, loader: { ...await fileIdentity(loader.path), path: loader.path, format: loader.format, bytes: loader.bytes.length },
+        permissions, startedMs: Date.now(), reused: 0, written: 0,
+      }
       : undefined;
     const composer = new ImageComposer(out, tempPath, loaderFacts, writer, requestedSize, permissions, partitionStartFor(loader.bytes.length), run);
     composer.fullReason = reason;
@@ -197,7 +200,7 @@ export class ImageComposer {
       throw error;
     }
     const record = base.record;
-    const loader = { path: loaderPath, format: record.loader.format, size: record.loader.size, bootSector: base.bootSector };
+    const loader = { path: loaderPath, format: record.loader.format, size: record.loader.bytes, bootSector: base.bootSector };
     return new ImageComposer(out, tempPath, loader, writer, requestedSize, permissions, record.partitionStart, {
       settings, base, loader: record.loader, permissions, startedMs: Date.now(), reused: 0, written: 0,
     });
