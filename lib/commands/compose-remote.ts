@@ -38,45 +38,61 @@ export interface ComposeRemoteOptions extends UnikernelOptions {
 export async function composeRemote(options: ComposeRemoteOptions): Promise<CpioSummary & { host: string; port: number }> {
   const { host, port } = hostAndPort(options.host, options.port);
   const s = buildOptions({ ...options, bootstrap: options.bootstrap ?? COMPOSE_REMOTE_BOOTSTRAP });
-  let socket: net.Socket | undefined;
-  let summary: CpioSummary | undefined;
+  const session: Session = { host, port, attempts: options.attempts ?? 20 };
   try {
     await pipeline(
       src(s.files, { cwd: s.cwd, dot: true, ignore: s.exclude }) as unknown as Readable,
       resolveManifest(s.manifest), fetchPackages(s.packages), layoutFiles(s.layout),
-      async (entries: AsyncIterable<Vinyl>) => {
-        let cpio: CpioWriter | undefined;
-        for await (const { file, content, release } of readAhead(entries, () => {})) {
-          const meta = capstanOf(file);
-          const guestPath = meta?.guestPath;
-          if (!guestPath || guestPath === '/' || meta.kind === 'manifest' || meta.kind === 'package' || meta.kind === 'image') { await release(); continue; }
-          const mode = (meta.mode ?? (file.stat ? file.stat.mode : 0o644)) & 0o7777;
-          const type = file.isSymbolic() ? 'symlink' : file.isDirectory() ? 'dir' : 'file';
-          const size = type === 'file' ? (file.isBuffer() ? file.contents.length : file.stat?.size ?? 0) : 0;
-          checkCpioEntry({ path: guestPath, type, mode, size, source: file.path, ...(type === 'symlink' ? { target: file.symlink! } : {}) });
-          // The first entry is known good: only now is the guest contacted.
-          if (!cpio) {
-            socket = await connect(host, port, options.attempts ?? 20);
-            const sock = socket;
-            cpio = new CpioWriter((chunk) => (sock.write(chunk) ? undefined : new Promise<void>((r) => sock.once('drain', () => r()))));
-          }
-          if (type === 'dir') await cpio.directory(guestPath, mode);
-          else if (type === 'symlink') await cpio.symlink(guestPath, file.symlink!, mode);
-          else await cpio.file(guestPath, size, content ?? (file.isBuffer() ? file.contents : Buffer.alloc(0)), mode, file.path);
-        }
-        if (!cpio) throw new VmError('nothing to send: the package lays out no files', { code: 'E_COMPOSE_REMOTE_EMPTY' });
-        summary = await cpio.end();
-      },
+      (entries: AsyncIterable<Vinyl>) => send(entries, session),
     );
-    await closeAndWait(socket!, options.closeTimeoutMs ?? 120_000, host, port);
-  } catch (error) {
-    socket?.destroy();
+    await closeAndWait(session.socket!, options.closeTimeoutMs ?? 120_000, host, port);
+  } catch (caught) {
+    session.socket?.destroy();
+    // The sending side's own failure first: pipeline() may report the upstream abort it caused.
+    const error = session.failure ?? caught;
     if (error instanceof CapstanError) throw error;
     throw new VmError(`compose-remote to ${host}:${port} failed: ${(error as Error).message}`, {
       code: 'E_COMPOSE_REMOTE', cause: error, hint: 'Is the guest still running cpiod? Files sent so far may be in its filesystem already; run it again.',
     });
   }
-  return { ...summary!, host, port };
+  return { ...session.summary!, host, port };
+}
+
+interface Session {
+  host: string;
+  port: number;
+  attempts: number;
+  socket?: net.Socket | undefined;
+  summary?: CpioSummary | undefined;
+  failure?: unknown;
+}
+
+/** Streams the laid-out entries as cpio members, then the trailer; the guest is contacted at the first good entry. */
+async function send(entries: AsyncIterable<Vinyl>, session: Session): Promise<void> {
+  try {
+    let cpio: CpioWriter | undefined;
+    for await (const { file, content, release } of readAhead(entries, () => {})) {
+      const meta = capstanOf(file);
+      const guestPath = meta?.guestPath;
+      if (!guestPath || guestPath === '/' || meta.kind === 'manifest' || meta.kind === 'package' || meta.kind === 'image') { await release(); continue; }
+      const mode = (meta.mode ?? (file.stat ? file.stat.mode : 0o644)) & 0o7777;
+      const type = file.isSymbolic() ? 'symlink' : file.isDirectory() ? 'dir' : 'file';
+      const size = type === 'file' ? (file.isBuffer() ? file.contents.length : file.stat?.size ?? 0) : 0;
+      checkCpioEntry({ path: guestPath, type, mode, size, source: file.path, ...(type === 'symlink' ? { target: file.symlink! } : {}) });
+      if (!cpio) {
+        const socket = session.socket = await connect(session.host, session.port, session.attempts);
+        cpio = new CpioWriter((chunk) => (socket.write(chunk) ? undefined : new Promise<void>((r) => socket.once('drain', () => r()))));
+      }
+      if (type === 'dir') await cpio.directory(guestPath, mode);
+      else if (type === 'symlink') await cpio.symlink(guestPath, file.symlink!, mode);
+      else await cpio.file(guestPath, size, content ?? (file.isBuffer() ? file.contents : Buffer.alloc(0)), mode, file.path);
+    }
+    if (!cpio) throw new VmError('nothing to send: the package lays out no files', { code: 'E_COMPOSE_REMOTE_EMPTY' });
+    session.summary = await cpio.end();
+  } catch (error) {
+    session.failure = error;
+    throw error;
+  }
 }
 
 function hostAndPort(host: string, port: number | undefined): { host: string; port: number } {

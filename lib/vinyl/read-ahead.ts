@@ -148,3 +148,21 @@ async function* replay(primed: Promise<Primed>): AsyncGenerator<Chunk> {
   if (error !== undefined) throw error;
   if (rest) yield* rest;
 }
+
+/**
+ * The same hand-over as an async iterable, for consumers that take files one by one and do not
+ * count promises (collect, compose-remote): each file with its content (stream contents read
+ * ahead, host files read when their turn comes) and a way to drop a shadowed one.
+ */
+export async function* readAhead(files: AsyncIterable<Vinyl>, add: (n: number) => void): AsyncGenerator<{ file: Vinyl; content: AsyncIterable<Chunk> | undefined; release(): Promise<void> }> {
+  const ahead = new ReadAhead(add);
+  try {
+    for await (const file of files) {
+      const item = ahead.push(file);
+      if (item) yield { file: item.file, content: item.content, release: () => item.release() };
+    }
+    for (let item = ahead.shift(); item; item = ahead.shift()) yield { file: item.file, content: item.content, release: () => item.release() };
+  } finally {
+    ahead.releaseAll();
+  }
+}
