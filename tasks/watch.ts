@@ -10,7 +10,7 @@ import type { StepOptions } from '../lib/commands/options.js';
 import { boot } from '../lib/vm/boot.js';
 import type { Vm } from '../lib/vm/vm.js';
 import { reportVm } from '../lib/vm/vm-events.js';
-import { SourceListing } from '../lib/vinyl/listing.js';
+import { LaidOutListing, SourceListing } from '../lib/vinyl/listing.js';
 import { reportFailure, type TaskConsole } from './console.js';
 
 /** Never watched: the build output, VCS metadata, installed packages (npm install, then save to rebuild). */
@@ -28,39 +28,57 @@ export interface WatchOptions {
 }
 
 /**
- * One watch session: its VM, the source listing it replays, the changes seen since the last
- * build. Only state of one task run, never of the module.
+ * Files whose change can change what the application is (its manifest): a change to one of
+ * them runs every step again; any other edit in place is only new contents.
+ */
+const MANIFEST_INPUTS = /^(meta\/.*|Capstanfile|\.capstanignore|package\.json|pom\.xml|build\.gradle(\.kts)?|pyproject\.toml|requirements\.txt)$/;
+
+/**
+ * One watch session: its VM, what the last build listed and laid out, the changes seen since.
+ * Only state of one task run, never of the module.
+ *
+ * A rebuild after edits in place (no manifest input, nothing added or removed) replays the last
+ * layout straight into writeImage, with the edited files re-stat'ed, and writes an incremental
+ * image over the previous one: the cost follows what changed, not the size of the tree.
+ * Anything else runs the steps again, over a replay of the last listing, or over a new listing
+ * when files came or went.
  */
 class Session {
   vm: Vm | undefined;
   rebuilds = 0;
-  /** What the last full listing gave; a rebuild after edits in place replays it (one lstat per edit). */
   private readonly listing = new SourceListing();
+  private readonly laidOut = new LaidOutListing();
   private listed = false;
-  /** Paths changed since the last build, and whether anything but an edit in place happened. */
   private changed = new Set<string>();
   private structural = false;
+  private manifestChanged = false;
 
   constructor(private readonly s: StepOptions, private readonly out: TaskConsole) {}
 
   noteChange(event: string, file: string): void {
-    if (event === 'change') this.changed.add(path.resolve(this.s.cwd, file));
-    else this.structural = true; // add, unlink, addDir, unlinkDir: list again
+    if (event !== 'change') this.structural = true; // add, unlink, addDir, unlinkDir: list again
+    else if (MANIFEST_INPUTS.test(file.split(path.sep).join('/'))) this.manifestChanged = true;
+    else this.changed.add(path.resolve(this.s.cwd, file));
   }
 
   async build(): Promise<void> {
     await mkdir(path.dirname(this.s.out), { recursive: true });
     const changed = this.changed;
-    const replay = this.listed && !this.structural && this.listing.refresh(changed);
+    const inPlace = this.listed && !this.structural;
+    const layoutStays = inPlace && !this.manifestChanged && this.laidOut.refresh(changed);
+    const replay = inPlace && this.listing.refresh(changed);
     this.changed = new Set();
     this.structural = false;
-    this.listed = false; // until this build's listing is complete
-    const image = replay
-      ? await composeWith(this.s, { source: this.listing.stream() })
-      : await composeWith(this.s, { tap: this.listing.record() });
+    this.manifestChanged = false;
+    this.listed = false; // until this build's listings are complete
+    const image = layoutStays
+      ? await composeWith(this.s, { laidOut: this.laidOut.stream() })
+      : await composeWith(this.s, { ...(replay ? { source: this.listing.stream() } : { tap: this.listing.record() }), laidOutTap: this.laidOut.record() });
     this.listed = true;
-    // The new image is complete: now the old VM may go.
-    await this.vm?.stop({ graceMs: 2000 });
+    // The new image is complete: now the old VM may go. Its disk is read-only ROFS (or about
+    // to be replaced), so it is killed rather than powered down: nothing to flush, and the new
+    // VM needs its ports.
+    await this.vm?.kill();
     const started = Date.now();
     const vm = await boot({ path: image.path, info: image }, { ...this.s.vm, echo: this.out.console, replace: true });
     reportVm(vm, this.out.events, started);

@@ -42,11 +42,23 @@ export async function compose(options: UnikernelOptions = {}): Promise<ComposedI
   return composeWith(buildOptions(options));
 }
 
+/** How a build is fed (watch mode replays what an earlier build listed or laid out). */
+export interface ComposeHow {
+  /** Replaces the listing of `files`. */
+  source?: Readable | undefined;
+  /** Sees what the source gives, before the steps. */
+  tap?: Transform | undefined;
+  /** Sees what layoutFiles gives, before writeImage. */
+  laidOutTap?: Transform | undefined;
+  /** Laid-out entries to write: replaces the source and the steps before writeImage. */
+  laidOut?: Readable | undefined;
+}
+
 /**
  * compose() with options already split. `source` replaces the listing of `files` (watch mode
  * replays one); `tap` sees what the source gives before the steps do.
  */
-export async function composeWith(s: StepOptions, how: { source?: Readable | undefined; tap?: Transform | undefined } = {}): Promise<ComposedImage> {
+export async function composeWith(s: StepOptions, how: ComposeHow = {}): Promise<ComposedImage> {
   await mkdir(path.dirname(s.out), { recursive: true });
   let image: Vinyl | undefined;
   const sink = new Writable({
@@ -56,8 +68,13 @@ export async function composeWith(s: StepOptions, how: { source?: Readable | und
       done();
     },
   });
-  const [source, ...steps] = imageSteps(s, how.source);
-  await pipeline([source, ...(how.tap ? [how.tap] : []), ...steps, sink] as unknown as NodeJS.ReadWriteStream[]);
+  if (how.laidOut) {
+    await pipeline([how.laidOut, writeImage(s.image), sink] as unknown as NodeJS.ReadWriteStream[]);
+  } else {
+    const [source, ...steps] = imageSteps(s, how.source);
+    const write = steps.pop()!;
+    await pipeline([source, ...(how.tap ? [how.tap] : []), ...steps, ...(how.laidOutTap ? [how.laidOutTap] : []), write, sink] as unknown as NodeJS.ReadWriteStream[]);
+  }
   const info = image && capstanOf(image)?.image;
   if (!image || !info) throw new ImageError('the build ended without an image', { code: 'E_NO_IMAGE', file: s.out });
   return { ...info, path: image.path };
