@@ -1,5 +1,7 @@
 // writeImage: consumes laid-out entries and writes one bootable OSv disk (loader, MBR entry,
-// command line, ROFS), streaming file data into the image as entries arrive. Emits one vinyl
+// command line, ROFS), streaming file data into the image as entries arrive; with `fs: 'zfs'`
+// the files are gathered and sent to the OSv ZFS builder at the end (lib/image/zfs-compose.ts).
+// Emits one vinyl
 // for the image (kind 'image', `capstan.image` = ImageInfo); the image itself is already at
 // `out` (the vinyl has null contents, so nothing is read back into memory).
 import { stat } from 'node:fs/promises';
@@ -17,9 +19,13 @@ import type { VmdkSubformat } from '../image/vmdk.js';
 import { parseDiskSize } from '../image/size.js';
 import { formatBytes, stepLogger, wantsProgress, type LogOptions } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
-import { ensureLoader, RepositoryClient } from '../repository/pull.js';
+import { ensureLoader, ensureZfsBuilder, RepositoryClient } from '../repository/pull.js';
+import { ZfsImageComposer, type ComposedZfsImage } from '../image/zfs-compose.js';
+import type { ZfsLayout } from '../image/zfs-layout.js';
+import type { AccelChoice } from '../vm/accel.js';
 import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
 import { readAhead } from '../vinyl/read-ahead.js';
+import { hostFileChunks } from '../vinyl/host-file.js';
 
 export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
   /** Path of the image to write (its folder must exist). Required. */
@@ -40,6 +46,20 @@ export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'even
   permissions?: boolean | undefined;
   /** Pull a loader given by name when it is not in the local repository (default true; `offline` forbids it). */
   pull?: boolean | undefined;
+  /** Root filesystem: `rofs` (default here; Capstan's default is `zfs`) or `zfs` (writable, built by the OSv ZFS builder). */
+  fs?: 'rofs' | 'zfs' | undefined;
+  /** ZFS: the OSv ZFS builder, a path or a local-repository name (default `osv-zfs-builder`, pulled from the loader's release when missing). */
+  zfsBuilder?: string | undefined;
+  /** ZFS: dataset layout (`master` or `v0.57`), only needed when the loader's kernel cannot be read. */
+  zfsLayout?: ZfsLayout | undefined;
+  /** ZFS: send only changed files into the existing image (Capstan's `--update`). */
+  update?: boolean | undefined;
+  /** ZFS update: files that left the build stay in the image (`keep`, as Capstan) or cause a full rebuild. */
+  updateDeleted?: 'keep' | 'rebuild' | undefined;
+  /** ZFS: QEMU executable for the builder VM (default $CAPSTAN_QEMU_PATH, else Capstan's locations). */
+  qemu?: string | undefined;
+  /** ZFS: accelerator for the builder VM (default `auto`: KVM when usable, falling back to TCG). */
+  accel?: AccelChoice | undefined;
 }
 
 
@@ -49,7 +69,7 @@ export function writeImage(options: WriteImageOptions): Transform {
   const stream: Transform = objectTransform(async function* (files: AsyncIterable<Vinyl>) {
     log.start();
     const started = Date.now();
-    let composer: ImageComposer | undefined;
+    let composer: ImageComposer | ZfsImageComposer | undefined;
     let manifest: Manifest | undefined;
     let current: string | undefined;
     let count = 0;
@@ -69,6 +89,8 @@ export function writeImage(options: WriteImageOptions): Transform {
           layer: meta?.layer ?? meta?.package?.layer ?? APP_LAYER,
           mode: meta?.mode ?? (file.stat ? file.stat.mode & 0o7777 : undefined),
           source: file.path,
+          // ZFS gathers files first: a host file (read: false) is read only when it is sent.
+          hostFile: opts.fs === 'zfs' && file.isNull() && file.stat ? hostFileSource(file) : undefined,
         };
         let result;
         if (file.isSymbolic()) {
@@ -112,13 +134,15 @@ export function writeImage(options: WriteImageOptions): Transform {
         });
       }
       composer ??= await openComposer(opts);
-      const { info, rofs } = await composer.finish(cmdline);
+      const done = await composer.finish(cmdline);
+      const { info } = done;
       const image = new Vinyl({ cwd: process.cwd(), base: path.dirname(composer.out), path: composer.out, contents: null, stat: await stat(composer.out) });
       annotate(image, { kind: 'image', image: info, manifest });
       progress?.stop();
-      log.summary(`${composer.out}: ${info.format}, ${rofs.files} files (${formatBytes(rofs.fileBytes)}), ` +
-        `${rofs.directories} folders, ${rofs.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s`,
-        { files: rofs.files, bytes: rofs.fileBytes });
+      const tree = 'rofs' in done ? done.rofs : done.zfs;
+      log.summary(`${composer.out}: ${info.format}${'zfs' in done ? zfsNote(done) : ''}, ${tree.files} files (${formatBytes(tree.fileBytes)}), ` +
+        `${tree.directories} folders, ${tree.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s`,
+        { files: tree.files, bytes: tree.fileBytes });
       log.event({ event: 'image', path: composer.out, format: info.format, size: image.stat!.size });
       yield image;
     } catch (error) {
@@ -131,12 +155,32 @@ export function writeImage(options: WriteImageOptions): Transform {
   return stream;
 }
 
-/** Opens the image, with the loader pulled first when it is named and missing. */
-async function openComposer(opts: WriteImageOptions): Promise<ImageComposer> {
+/** Opens the image, with the loader pulled first when it is named and missing (and, for ZFS, the builder when it is needed). */
+async function openComposer(opts: WriteImageOptions): Promise<ImageComposer | ZfsImageComposer> {
   const ref = loaderReference(opts.loader ?? DEFAULT_LOADER, opts.root);
   const client = opts.pull === false ? undefined : new RepositoryClient(opts);
   const loader = await ensureLoader(ref.path, ref.name, client);
-  return ImageComposer.open({ ...opts, loader });
+  if (opts.fs !== 'zfs') return ImageComposer.open({ ...opts, loader });
+  const log = stepLogger('writeImage', opts);
+  return ZfsImageComposer.open({
+    out: opts.out, loader, format: opts.format, vmdkSubformat: opts.vmdkSubformat, size: opts.size,
+    builder: () => ensureZfsBuilder(opts.zfsBuilder, { root: opts.root, client, loaderPath: loader, warn: (m) => log.warn(m) }),
+    layout: opts.zfsLayout, update: opts.update, updateDeleted: opts.updateDeleted, qemu: opts.qemu, accel: opts.accel,
+    hostEnv: opts.env, log,
+  });
+}
+
+/** A read: false vinyl's file, read from its path when the ZFS builder gets to it. */
+function hostFileSource(file: Vinyl) {
+  const listed = file.stat;
+  return { size: listed?.size ?? 0, read: () => hostFileChunks(file.path, listed) };
+}
+
+function zfsNote({ zfs }: ComposedZfsImage): string {
+  const vm = zfs.vm ? `, VM ${(zfs.vm.exited / 1000).toFixed(1)} s${zfs.accel ? ` (${zfs.accel})` : ''}` : '';
+  return zfs.mode === 'update'
+    ? ` ZFS updated: ${zfs.sent} sent, ${zfs.unchanged} unchanged${zfs.gone ? `, ${zfs.gone} kept though gone from the build` : ''}${vm}`
+    : ` ZFS (${zfs.layout} layout${zfs.rebuiltBecause ? ', rebuilt' : ''}${vm})`;
 }
 
 /** Validates options up front (bad options throw when the stream is created). */
@@ -148,10 +192,28 @@ function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
     checkImageFormat(options.format ?? 'qcow2', options.vmdkSubformat);
     if (options.cmdline !== undefined) checkCmdline(options.cmdline);
     if (options.size !== undefined) parseDiskSize(options.size);
+    checkZfsOptions(options);
     remoteSettings(options); // bad remote options fail now, not at the first file
     return { ...options };
   } catch (error) {
     throw toPluginError(error);
+  }
+}
+
+function checkZfsOptions(options: WriteImageOptions): void {
+  if (options.fs !== undefined && options.fs !== 'rofs' && options.fs !== 'zfs') {
+    throw new ImageError(`unknown fs "${String(options.fs)}"`, { code: 'E_OPTIONS', hint: 'Use "rofs" (read-only, written by us) or "zfs" (writable, built by the OSv ZFS builder).' });
+  }
+  if (options.zfsLayout !== undefined && options.zfsLayout !== 'master' && options.zfsLayout !== 'v0.57') {
+    throw new ImageError(`unknown zfsLayout "${String(options.zfsLayout)}"`, { code: 'E_OPTIONS', hint: 'Use "master" or "v0.57", or leave it out (it is detected from the loader).' });
+  }
+  if (options.updateDeleted !== undefined && options.updateDeleted !== 'keep' && options.updateDeleted !== 'rebuild') {
+    throw new ImageError(`unknown updateDeleted "${String(options.updateDeleted)}"`, { code: 'E_OPTIONS', hint: 'Use "keep" (Capstan\'s behaviour) or "rebuild".' });
+  }
+  if (options.fs !== 'zfs') {
+    for (const name of ['zfsBuilder', 'zfsLayout', 'updateDeleted'] as const) {
+      if (options[name] !== undefined) throw new ImageError(`\`${name}\` is a ZFS option, but fs is "rofs"`, { code: 'E_OPTIONS', hint: 'Set fs: "zfs", or leave the option out.' });
+    }
   }
 }
 
