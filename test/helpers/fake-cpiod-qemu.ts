@@ -6,7 +6,8 @@
 //    listens there;
 //  - prints cpiod's `Waiting for connection from host...` on stdout (the serial console);
 //  - extracts what it receives with GNU `cpio -idm --no-absolute-filenames` into
-//    $FAKE_CPIOD_DIR/<port>-<pid>/tree, and records its arguments in …/args.json;
+//    $FAKE_CPIOD_DIR/<port>-<pid>/tree, keeps the raw stream in …/stream.cpio, and records its
+//    arguments and the disk's command line in …/args.json;
 //  - writes the four vdev labels of an exported pool `osv` into the disk's partition (what the
 //    builder leaves, so the host-side check passes), prints `cpiod finished`, closes, exits 0.
 // $FAKE_CPIOD_MODE changes the ending: `die` (exit 1 after 64 KiB, the connection dropped),
@@ -14,9 +15,10 @@
 // (the same with "No space left on device"), `hang` (finish, then never exit), `nolabel`
 // (finish without writing labels).
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, writeFileSync, writeSync, closeSync, renameSync } from 'node:fs';
+import { createWriteStream, mkdirSync, openSync, writeFileSync, writeSync, closeSync, renameSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { decodeCmdline } from '../../lib/image/cmdline.js';
 import { openDiskImage } from '../../lib/image/disk.js';
 import { Qcow2Writer, openQcow2 } from '../../lib/image/qcow2.js';
 import { encodeZfsLabel } from './zfs-label-vector.js';
@@ -30,7 +32,13 @@ const disk = { path: drive?.[1]?.replaceAll(',,', ',') ?? '', format: drive?.[2]
 const mode = process.env.FAKE_CPIOD_MODE ?? 'ok';
 const out = path.join(process.env.FAKE_CPIOD_DIR ?? '/tmp/fake-cpiod', `${port}-${process.pid}`);
 mkdirSync(path.join(out, 'tree'), { recursive: true });
-writeFileSync(path.join(out, 'args.json'), JSON.stringify({ args, kernel: arg('-kernel'), append: arg('-append'), disk, pid: process.pid, started: Date.now() }));
+// The command line on the disk when the VM started (a disk boot reads it from there).
+const diskCmdline = await (async () => {
+  const r = await openDiskImage(disk.path, disk.format);
+  try { return decodeCmdline(await r.read(0, 32768)); } finally { await r.close(); }
+})();
+writeFileSync(path.join(out, 'args.json'), JSON.stringify({ args, kernel: arg('-kernel'), append: arg('-append'), disk, diskCmdline, pid: process.pid, started: Date.now() }));
+const raw = createWriteStream(path.join(out, 'stream.cpio'));
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 say('OSv v0.57.0-fake (stand-in)');
@@ -50,9 +58,11 @@ const server = net.createServer((socket) => {
       return;
     }
     cpio.stdin.write(chunk);
+    raw.write(chunk);
   });
   socket.on('end', () => {
     cpio.stdin.end();
+    raw.end();
     cpio.on('close', async (code) => {
       if (code !== 0) { say(`cpio failed with status ${code}`); socket.destroy(); process.exit(2); }
       if (mode !== 'nolabel') await writeLabels();

@@ -55,6 +55,10 @@ export interface FakeRun {
   kernel: string | undefined;
   append: string | undefined;
   disk: { path: string; format: string };
+  /** The command line on the disk when the VM started. */
+  diskCmdline: string;
+  /** The raw stream received. */
+  stream: string;
   /** Where the stand-in extracted the stream. */
   tree: string;
   started: number;
@@ -67,7 +71,7 @@ export async function fakeRuns(dir: string): Promise<FakeRun[]> {
     const m = /^(\d+)-\d+$/.exec(name);
     if (!m) continue;
     const info = JSON.parse(await readFile(path.join(dir, name, 'args.json'), 'utf8'));
-    out.push({ port: Number(m[1]), ...info, tree: path.join(dir, name, 'tree') });
+    out.push({ port: Number(m[1]), ...info, tree: path.join(dir, name, 'tree'), stream: path.join(dir, name, 'stream.cpio') });
   }
   return out.sort((a, b) => a.started - b.started);
 }
