@@ -182,3 +182,36 @@ test('upload VM: QEMU that ends before cpiod is ready is an error naming the sta
   const error = await t.throwsAsync(runUploadVm({ kernel: '/k', append: 'x', disk: { path: qemu, format: 'raw' }, qemu, accel: 'tcg' }, async () => {}), { message: /QEMU ended before cpiod was ready[\s\S]*could not load kernel/ });
   t.is((error as { stage?: string }).stage, 'start');
 });
+
+test('the ZFS builder is pulled from the release the loader came from, not the newest one', async (t) => {
+  const { TestServer, serveReleases, gzipSync } = await import('./helpers/remote-server.js');
+  const { buildStandInLoader } = await import('./helpers/stand-in.js');
+  const { writeFakeBuilder } = await import('./helpers/fake-cpiod.js');
+  const { RepositoryClient, ensureZfsBuilder } = await import('../lib/repository/pull.js');
+  const { readFile: read } = await import('node:fs/promises');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-zfs-pull-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const loader = await read(await buildStandInLoader(path.join(dir, 'l')));
+  const newer = await read(await writeFakeBuilder(path.join(dir, 'new.elf'), 'master'));
+  const older = await read(await writeFakeBuilder(path.join(dir, 'old.elf'), 'v0.57'));
+  const server = await TestServer.start();
+  t.teardown(() => server.close());
+  const releasesUrl = serveReleases(server, [
+    { tag: 'v0.58.0', assets: [{ name: 'osv-zfs-builder.elf.x86_64.gz', data: gzipSync(newer) }] },
+    { tag: 'v0.57.0', assets: [{ name: 'osv-loader.qemu.x86_64', data: loader }, { name: 'osv-zfs-builder.elf.x86_64.gz', data: gzipSync(older) }] },
+  ]);
+  const opts = { root: path.join(dir, 'capstan'), releasesUrl, silent: true as const, http: { attempts: 2, backoffMs: 10, connectTimeoutMs: 2000, idleTimeoutMs: 500 } };
+  const client = new RepositoryClient(opts);
+  const pulled = await client.pullLoader('osv-loader');
+  t.is(pulled.release, 'v0.57.0');
+  const builder = await ensureZfsBuilder(undefined, { root: opts.root, client, loaderPath: pulled.path });
+  t.deepEqual(await read(builder), older, 'v0.57.0\'s builder, the loader\'s release');
+  t.regex(await read(path.join(path.dirname(builder), 'index.yaml'), 'utf8'), /release: v0\.57\.0/);
+  // A loader of unknown origin (a path): the newest release's builder.
+  const other = path.join(dir, 'capstan2');
+  const any = await ensureZfsBuilder(undefined, { root: other, client: new RepositoryClient({ ...opts, root: other }), loaderPath: path.join(dir, 'l', 'x.raw') });
+  t.deepEqual(await read(any), newer);
+  // A path that does not exist, or pulling off: clear errors.
+  await t.throwsAsync(ensureZfsBuilder('/no/such/builder.elf', { loaderPath: pulled.path }), { message: /the ZFS builder was not found/ });
+  await t.throwsAsync(ensureZfsBuilder(undefined, { root: path.join(dir, 'none'), loaderPath: pulled.path }), { message: /not in the local repository/ });
+});

@@ -187,7 +187,7 @@ export async function runUploadVm(options: UploadVmOptions, send: (sink: UploadS
   const timings = { ready: 0, streamed: 0, eof: 0, exited: 0 };
   const fail = async (stage: UploadStage, reason: string, cause?: unknown, code?: string): Promise<never> => {
     // Let the last console lines arrive (the guest's reason often follows the event we saw).
-    await Promise.race([vm.exited, delay(300)]);
+    await within(vm.exited, 300);
     const exit = await vm.kill();
     throw new UploadVmError(stage, reason, { lines, exit, command: vm.command, cause, code });
   };
@@ -256,7 +256,7 @@ export async function runUploadVm(options: UploadVmOptions, send: (sink: UploadS
     }
     timings.eof = Date.now() - started;
     const exitMs = options.exitTimeoutMs ?? 120_000;
-    const exit = await Promise.race([vm.exited, delay(exitMs).then(() => undefined)]);
+    const exit = await within(vm.exited, exitMs);
     if (!exit) return await fail('exit', `QEMU did not exit within ${exitMs} ms after cpiod finished`, undefined, 'E_UPLOAD_VM_EXIT_TIMEOUT');
     timings.exited = Date.now() - started;
     if (fatal !== undefined) return await fail('exit', `the guest stopped: ${fatal}`, undefined, 'E_UPLOAD_VM_GUEST');
@@ -268,6 +268,16 @@ export async function runUploadVm(options: UploadVmOptions, send: (sink: UploadS
   } finally {
     socket?.destroy();
     if (!exitedNow()) await vm.kill();
+  }
+}
+
+/** `promise`'s value, or undefined after `ms` (the timer does not outlive the wait). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<undefined>((resolve) => { timer = setTimeout(resolve, ms, undefined); })]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
