@@ -16,6 +16,7 @@ import { Readable } from 'node:stream';
 import Vinyl from 'vinyl';
 import { annotate, APP_LAYER } from '../lib/carrier.js';
 import { decodeCmdline } from '../lib/image/cmdline.js';
+import { describeImage } from '../lib/image/describe.js';
 import { openDiskImage } from '../lib/image/disk.js';
 import { decodePartitionEntry } from '../lib/image/mbr.js';
 import { UPDATE_CMDLINE, builderCmdline } from '../lib/image/zfs-layout.js';
@@ -158,6 +159,7 @@ test('a ZFS image: the builder gets -kernel/-append on our disk, and the stream 
   t.like(decodePartitionEntry(head), { start: 2097152, size: 128 * 1048576 - 2097152 });
   t.is(decodeCmdline(head), '--rootfs=zfs /hello');
   await t.notThrowsAsync(execa('qemu-img', ['check', w.out]));
+  t.like((await describeImage(w.out)).zfs, { name: 'osv', state: 'exported' }, 'describeImage reads the pool from its vdev label');
   // Capstan's hash cache beside it: guest path → MD5 (a folder: of its path), keys sorted.
   const cache = await readFile(`${w.out}.cache`, 'utf8');
   const md5 = (s: string | Buffer) => createHash('md5').update(s).digest('hex');

@@ -212,6 +212,10 @@ export class ZfsImageComposer {
     const builderFacts = inspectKernel(builderKernel);
     const decision = decideZfsLayout(this.loaderFacts, builderFacts, this.options.layout, { loader: this.loader.path, builder: builderPath });
     this.checkBuilder(builderPath, builderFacts, decision);
+    if (counts.fileBytes > this.plan.partitionSize) {
+      // Not an error: the pool has lz4 compression on while cpiod writes (mkfs.so sets it).
+      this.log.warn(`the files take ${formatSize(counts.fileBytes)} but the ZFS partition has ${formatSize(this.plan.partitionSize)}: they fit only if they compress (give a larger \`size\` otherwise)`);
+    }
     const workFormat = this.format === 'raw' ? 'raw' : 'qcow2';
     const working = this.temp('tmp');
     await writeZfsDisk(working, workFormat, this.loader, this.plan, cmdline);
@@ -270,14 +274,21 @@ export class ZfsImageComposer {
       const size = `disk ${formatSize(this.plan.total)}, ZFS partition ${formatSize(this.plan.partitionSize)}`;
       const line = error.failureLine;
       const full = line !== undefined && /No space left|out of space|ENOSPC/i.test(line);
+      const fileBytes = this.files.summary().fileBytes;
+      // ZFS needs room beyond the data (metadata, slop space); near full, a pool under TCG may
+      // also just stop taking data, which ends in the stall timeout rather than ENOSPC.
+      const tight = fileBytes > 0.75 * this.plan.partitionSize;
+      const pool = line !== undefined && /cannot create|zpool|mkfs|vdev/i.test(line);
       const what = mode === 'build' ? 'the OSv ZFS builder failed' : 'the update VM (the image booted with cpiod) failed';
+      const kept = mode === 'build' ? 'The previous image (if any) was kept.' : 'The previous image was kept.';
+      const bigger = `give a larger \`size\` (now ${formatSize(this.plan.total)}; the files take ${formatSize(fileBytes)})`;
       throw new ImageError(`${what} (${size}): ${line ? `"${line}"` : error.reason}\n  ${error.message.split('\n').slice(1).join('\n  ')}`, {
         code: full ? 'E_ZFS_FULL' : mode === 'build' ? 'E_ZFS_BUILDER_FAILED' : 'E_ZFS_UPDATE_FAILED', file: this.out, cause: error,
-        hint: full
-          ? `The pool ran out of space: give a larger \`size\` (now ${formatSize(this.plan.total)}; the files take ${formatSize(this.files.summary().fileBytes)}). The previous image (if any) was kept.`
-          : mode === 'update'
-            ? 'The previous image was kept. Run the build without `update` to rebuild it from scratch.'
-            : 'The previous image (if any) was kept. Check that the builder comes from the same OSv release or build as the loader (zfsBuilder), and see the console lines above.',
+        hint: full ? `The pool ran out of space: ${bigger}. ${kept}`
+          : tight ? `The files nearly fill the pool, and ZFS needs room beyond them: ${bigger}. ${kept}`
+            : pool ? `The builder could not create the pool in the partition: check \`size\` and that the builder comes from the same OSv release or build as the loader. ${kept}`
+              : mode === 'update' ? `${kept} Run the build without \`update\` to rebuild it from scratch.`
+                : `${kept} Check that the builder comes from the same OSv release or build as the loader (zfsBuilder), and see the console lines above.`,
       });
     }
   }
