@@ -29,7 +29,7 @@ import { parseDiskSize } from './size.js';
 import type { VmdkSubformat } from './vmdk.js';
 import { checkZfsDisk, convertQcow2Disk, copyDisk, diskHasLoader, patchDiskCmdline, planZfsDisk, writeZfsDisk, ZFS_DEFAULT_SIZE, type ZfsDiskPlan } from './zfs-disk.js';
 import { md5, ZfsFiles, type ZfsAddResult, type ZfsEntry, type ZfsEntryOptions, type ZfsFilesSummary } from './zfs-files.js';
-import { builderCmdline, builderMissing, decideZfsLayout, UPDATE_CMDLINE, zfsImageCmdline, type LayoutDecision, type ZfsLayout } from './zfs-layout.js';
+import { builderCmdline, builderMissing, decideZfsLayout, UPDATE_CMDLINE, ZFS_LAYOUTS, zfsImageCmdline, type LayoutDecision, type ZfsLayout } from './zfs-layout.js';
 
 export interface ZfsComposeOptions {
   out: string;
@@ -369,6 +369,32 @@ export class ZfsImageComposer {
       },
     };
   }
+}
+
+/** Checks the ZFS options of writeImage (thrown when the step is created). */
+export function checkZfsOptions(options: { fs?: unknown; zfsLayout?: unknown; updateDeleted?: unknown; zfsBuilder?: unknown }): void {
+  if (options.fs !== undefined && options.fs !== 'rofs' && options.fs !== 'zfs') {
+    throw new ImageError(`unknown fs "${String(options.fs)}"`, { code: 'E_OPTIONS', hint: 'Use "rofs" (read-only, written by us) or "zfs" (writable, built by the OSv ZFS builder).' });
+  }
+  if (options.zfsLayout !== undefined && !ZFS_LAYOUTS.includes(options.zfsLayout as ZfsLayout)) {
+    throw new ImageError(`unknown zfsLayout "${String(options.zfsLayout)}"`, { code: 'E_OPTIONS', hint: 'Use "master" or "v0.57", or leave it out (it is detected from the loader).' });
+  }
+  if (options.updateDeleted !== undefined && options.updateDeleted !== 'keep' && options.updateDeleted !== 'rebuild') {
+    throw new ImageError(`unknown updateDeleted "${String(options.updateDeleted)}"`, { code: 'E_OPTIONS', hint: 'Use "keep" (Capstan\'s behaviour) or "rebuild".' });
+  }
+  if (options.fs !== 'zfs') {
+    for (const name of ['zfsBuilder', 'zfsLayout', 'updateDeleted'] as const) {
+      if (options[name] !== undefined) throw new ImageError(`\`${name}\` is a ZFS option, but fs is "rofs"`, { code: 'E_OPTIONS', hint: 'Set fs: "zfs", or leave the option out.' });
+    }
+  }
+}
+
+/** The ZFS part of writeImage's summary line. */
+export function zfsSummaryNote(zfs: ZfsComposeSummary): string {
+  const vm = zfs.vm ? `, VM ${(zfs.vm.exited / 1000).toFixed(1)} s${zfs.accel ? ` (${zfs.accel})` : ''}` : '';
+  return zfs.mode === 'update'
+    ? ` ZFS updated: ${zfs.sent} sent, ${zfs.unchanged} unchanged${zfs.gone ? `, ${zfs.gone} kept though gone from the build` : ''}${vm}`
+    : ` ZFS (${zfs.layout} layout${zfs.rebuiltBecause ? ', rebuilt' : ''}${vm})`;
 }
 
 async function* asAsync(chunks: Iterable<Buffer>): AsyncGenerator<Buffer> {

@@ -1,9 +1,8 @@
 // writeImage: consumes laid-out entries and writes one bootable OSv disk (loader, MBR entry,
 // command line, ROFS), streaming file data into the image as entries arrive; with `fs: 'zfs'`
 // the files are gathered and sent to the OSv ZFS builder at the end (lib/image/zfs-compose.ts).
-// Emits one vinyl
-// for the image (kind 'image', `capstan.image` = ImageInfo); the image itself is already at
-// `out` (the vinyl has null contents, so nothing is read back into memory).
+// Emits one vinyl for the image (kind 'image', `capstan.image` = ImageInfo); the image itself
+// is already at `out` (the vinyl has null contents, so nothing is read back into memory).
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Transform } from 'node:stream';
@@ -20,12 +19,12 @@ import { parseDiskSize } from '../image/size.js';
 import { formatBytes, stepLogger, wantsProgress, type LogOptions } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
 import { ensureLoader, ensureZfsBuilder, RepositoryClient } from '../repository/pull.js';
-import { ZfsImageComposer, type ComposedZfsImage } from '../image/zfs-compose.js';
+import { checkZfsOptions, ZfsImageComposer, zfsSummaryNote } from '../image/zfs-compose.js';
 import type { ZfsLayout } from '../image/zfs-layout.js';
 import type { AccelChoice } from '../vm/accel.js';
 import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
 import { readAhead } from '../vinyl/read-ahead.js';
-import { hostFileChunks } from '../vinyl/host-file.js';
+import { hostFileSource } from '../vinyl/host-file.js';
 
 export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
   /** Path of the image to write (its folder must exist). Required. */
@@ -90,7 +89,7 @@ export function writeImage(options: WriteImageOptions): Transform {
           mode: meta?.mode ?? (file.stat ? file.stat.mode & 0o7777 : undefined),
           source: file.path,
           // ZFS gathers files first: a host file (read: false) is read only when it is sent.
-          hostFile: opts.fs === 'zfs' && file.isNull() && file.stat ? hostFileSource(file) : undefined,
+          hostFile: opts.fs === 'zfs' && file.isNull() && file.stat ? hostFileSource(file.path, file.stat) : undefined,
         };
         let result;
         if (file.isSymbolic()) {
@@ -140,7 +139,7 @@ export function writeImage(options: WriteImageOptions): Transform {
       annotate(image, { kind: 'image', image: info, manifest });
       progress?.stop();
       const tree = 'rofs' in done ? done.rofs : done.zfs;
-      log.summary(`${composer.out}: ${info.format}${'zfs' in done ? zfsNote(done) : ''}, ${tree.files} files (${formatBytes(tree.fileBytes)}), ` +
+      log.summary(`${composer.out}: ${info.format}${'zfs' in done ? zfsSummaryNote(done.zfs) : ''}, ${tree.files} files (${formatBytes(tree.fileBytes)}), ` +
         `${tree.directories} folders, ${tree.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s`,
         { files: tree.files, bytes: tree.fileBytes });
       log.event({ event: 'image', path: composer.out, format: info.format, size: image.stat!.size });
@@ -170,19 +169,6 @@ async function openComposer(opts: WriteImageOptions): Promise<ImageComposer | Zf
   });
 }
 
-/** A read: false vinyl's file, read from its path when the ZFS builder gets to it. */
-function hostFileSource(file: Vinyl) {
-  const listed = file.stat;
-  return { size: listed?.size ?? 0, read: () => hostFileChunks(file.path, listed) };
-}
-
-function zfsNote({ zfs }: ComposedZfsImage): string {
-  const vm = zfs.vm ? `, VM ${(zfs.vm.exited / 1000).toFixed(1)} s${zfs.accel ? ` (${zfs.accel})` : ''}` : '';
-  return zfs.mode === 'update'
-    ? ` ZFS updated: ${zfs.sent} sent, ${zfs.unchanged} unchanged${zfs.gone ? `, ${zfs.gone} kept though gone from the build` : ''}${vm}`
-    : ` ZFS (${zfs.layout} layout${zfs.rebuiltBecause ? ', rebuilt' : ''}${vm})`;
-}
-
 /** Validates options up front (bad options throw when the stream is created). */
 function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
   try {
@@ -197,23 +183,6 @@ function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
     return { ...options };
   } catch (error) {
     throw toPluginError(error);
-  }
-}
-
-function checkZfsOptions(options: WriteImageOptions): void {
-  if (options.fs !== undefined && options.fs !== 'rofs' && options.fs !== 'zfs') {
-    throw new ImageError(`unknown fs "${String(options.fs)}"`, { code: 'E_OPTIONS', hint: 'Use "rofs" (read-only, written by us) or "zfs" (writable, built by the OSv ZFS builder).' });
-  }
-  if (options.zfsLayout !== undefined && options.zfsLayout !== 'master' && options.zfsLayout !== 'v0.57') {
-    throw new ImageError(`unknown zfsLayout "${String(options.zfsLayout)}"`, { code: 'E_OPTIONS', hint: 'Use "master" or "v0.57", or leave it out (it is detected from the loader).' });
-  }
-  if (options.updateDeleted !== undefined && options.updateDeleted !== 'keep' && options.updateDeleted !== 'rebuild') {
-    throw new ImageError(`unknown updateDeleted "${String(options.updateDeleted)}"`, { code: 'E_OPTIONS', hint: 'Use "keep" (Capstan\'s behaviour) or "rebuild".' });
-  }
-  if (options.fs !== 'zfs') {
-    for (const name of ['zfsBuilder', 'zfsLayout', 'updateDeleted'] as const) {
-      if (options[name] !== undefined) throw new ImageError(`\`${name}\` is a ZFS option, but fs is "rofs"`, { code: 'E_OPTIONS', hint: 'Set fs: "zfs", or leave the option out.' });
-    }
   }
 }
 
