@@ -258,6 +258,20 @@ test('a file of 4 GiB or more is refused before the VM starts', async (t) => {
   t.deepEqual(await fakeRuns(w.runs), [], 'no VM was started');
 });
 
+test('a host file changed after it was listed is that error (E_SOURCE_CHANGED), not a builder failure; nothing at out', async (t) => {
+  const w = await world(t);
+  const file = path.join(w.dir, 'changing.bin');
+  await writeFile(file, randomBytes(100_000));
+  const listed = new Vinyl({ cwd: w.dir, base: w.dir, path: file, contents: null, stat: await stat(file) });
+  await writeFile(file, randomBytes(50_000)); // changed after "src" listed it
+  const error = await failsWith(t, runSteps([listed], writeImage(w.opts())), 'E_SOURCE_CHANGED');
+  t.regex(error.message, /changing\.bin/);
+  const runs = await fakeRuns(w.runs);
+  t.is(runs.length, 1, 'found while streaming to the builder');
+  t.throws(() => process.kill(JSON.parse(JSON.stringify(runs[0])).pid, 0), undefined, 'whose QEMU was stopped');
+  t.deepEqual(await besideOut(w.out), []);
+});
+
 test('layouts: v0.57 by option (prefix /zfs/zfs, no export) or from a v0.57 builder; a builder that cannot write the layout is refused before booting', async (t) => {
   const w = await world(t);
   await runSteps([vinylFile(w.dir, 'a', 'a')], writeImage(w.opts({ zfsLayout: 'v0.57' })));

@@ -18,7 +18,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { VmError } from '../errors.js';
+import { CapstanError, VmError } from '../errors.js';
 import type { DiskFormat } from '../image/disk.js';
 import { chooseAccel, type AccelChoice } from './accel.js';
 import { type Drive } from './drives.js';
@@ -242,6 +242,8 @@ export async function runUploadVm(options: UploadVmOptions, send: (sink: UploadS
       await send(sink);
     } catch (error) {
       conn.destroy();
+      // Our own side failed (a source file changed, …): that error is the one to report.
+      if (error instanceof CapstanError && problem() === undefined) { await vm.kill(); throw error; }
       return await fail('stream', `the stream to cpiod was cut short: ${(error as Error).message}`, error, 'E_UPLOAD_VM_STREAM');
     }
     timings.streamed = Date.now() - started;
