@@ -341,11 +341,20 @@ export class ZfsImageComposer {
       this.log.note(`update: ${plan.gone.length} path(s) left the build but stay in the image, as Capstan leaves them (${plan.gone.slice(0, 3).join(', ')}${plan.gone.length > 3 ? ', …' : ''}); set updateDeleted: "rebuild" to remove them`);
     }
     const format = this.format as 'qcow2' | 'raw';
+    const toSend = entries.filter((e) => plan.send.has(e.path));
+    const layout = this.loaderFacts?.zfsRootDataset ? decideZfsLayout(this.loaderFacts, undefined, this.options.layout, { loader: this.loader.path }).layout : this.options.layout ?? 'master';
+    const summary = (vm?: UploadVmResult): ComposedZfsImage => ({
+      info: this.info(cmdline, counts),
+      zfs: { ...counts, mode: 'update', layout, sent: toSend.length, unchanged: plan.unchanged, gone: plan.gone.length, vm: vm?.timings, accel: vm?.accel, ms: Date.now() - started },
+    });
+    if (toSend.length === 0 && disk.cmdline === cmdline) {
+      // Nothing to change in the image: leave it as it is, and only bring the cache up to date.
+      await writeHashCache(hashCachePath(this.out), plan.cache);
+      return summary();
+    }
     const working = this.temp('tmp');
     await copyDisk(this.out, working, format);
-    const toSend = entries.filter((e) => plan.send.has(e.path));
     let vm: UploadVmResult | undefined;
-    const layout = this.loaderFacts?.zfsRootDataset ? decideZfsLayout(this.loaderFacts, undefined, this.options.layout, { loader: this.loader.path }).layout : this.options.layout ?? 'master';
     if (toSend.length > 0) {
       // The image's own kernel with -kernel (decompressed from its loader) when we have it; else its disk boot.
       const kernelDir = this.loaderKernel ? await mkdtemp(path.join(os.tmpdir(), 'capstan-kernel-')) : undefined;
@@ -361,13 +370,7 @@ export class ZfsImageComposer {
     await patchDiskCmdline(working, format, cmdline);
     await checkZfsDisk(working, format, this.plan, cmdline);
     await this.publish(working, plan.cache);
-    return {
-      info: this.info(cmdline, counts),
-      zfs: {
-        ...counts, mode: 'update', layout, sent: toSend.length, unchanged: plan.unchanged, gone: plan.gone.length,
-        vm: vm?.timings, accel: vm?.accel, ms: Date.now() - started,
-      },
-    };
+    return summary(vm);
   }
 }
 

@@ -73,6 +73,11 @@ const server = net.createServer((socket) => {
     });
   });
 });
+server.on('error', (error: NodeJS.ErrnoException) => {
+  // What QEMU says when the forwarded host port is taken (writeImage then picks another).
+  process.stderr.write(`qemu-system-x86_64: -netdev ${netdev}: Could not set up host forwarding rule 'tcp:127.0.0.1:${port}-:10000' (${error.code})\n`);
+  process.exit(1);
+});
 server.listen(port, '127.0.0.1', () => say('Waiting for connection from host...'));
 setInterval(() => {}, 1 << 30); // stay alive until told otherwise
 
