@@ -122,7 +122,7 @@ export class ZfsImageComposer {
     const requested = options.size === undefined ? ZFS_DEFAULT_SIZE : parseDiskSize(options.size);
     const loader = await readLoader(options.loader, options.loader);
     const plan = planZfsDisk(loader.bytes.length, requested, format);
-    const kernel = loader.format === 'raw' ? kernelOfLoader(loader.bytes) : undefined;
+    const kernel = kernelOfLoader(loader.bytes); // a qcow2 loader's bytes reach the kernel's end too
     const composer = new ZfsImageComposer(options, out, format, loader, plan, kernel);
     const facts = composer.loaderFacts;
     if (facts && !facts.zfs) {
