@@ -47,8 +47,10 @@ export interface ImageInfo {
   cmdline: string;
   /** Path of the loader the image was built from. */
   loader: string;
-  /** Number of ROFS inodes (root included). */
+  /** Number of ROFS inodes (root included); for ZFS, the entries sent plus the root. */
   inodes: number;
+  /** The root filesystem: `rofs` (absent in older infos) or `zfs`. */
+  fs?: 'rofs' | 'zfs' | undefined;
 }
 
 export interface CapstanMeta {

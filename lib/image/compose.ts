@@ -364,7 +364,8 @@ async function discardIncrementalState(out: string): Promise<void> {
   await removeGenerations(out);
 }
 
-async function checkOutPath(out: string): Promise<void> {
+/** Throws when `out` cannot receive an image: its folder is missing, or it is a folder. */
+export async function checkOutPath(out: string): Promise<void> {
   const dir = path.dirname(out);
   let st;
   try {

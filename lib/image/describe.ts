@@ -5,6 +5,7 @@ import { CMDLINE_AREA_SIZE, CMDLINE_OFFSET, decodeCmdline } from './cmdline.js';
 import { openDiskImage, type DiskFormat, type DiskImageReader } from './disk.js';
 import { decodePartitionEntry, hasBootSignature, SECTOR } from './mbr.js';
 import type { VdiReader } from './vdi.js';
+import { readZfsLabel, type ZfsLabel } from './zfs-label.js';
 import type { VmdkReader } from './vmdk.js';
 import {
   decodeStructure, decodeSuperBlock, ROFS_BLOCK_SIZE, ROFS_VERSION, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
@@ -39,6 +40,8 @@ export interface ImageDescription {
   cmdline: string;
   /** The ROFS volume in the partition, if it holds one. */
   rofs?: { superBlock: RofsSuperBlock; entries: RofsListingEntry[] } | undefined;
+  /** The ZFS pool in the partition, if it holds one (from its first vdev label; files are not listed). */
+  zfs?: ZfsLabel | undefined;
 }
 
 /** An open image: describe it, read files out of it, then close it. */
@@ -72,6 +75,7 @@ export class OsvImage {
     if (entry) {
       const superBlock = decodeSuperBlock(await disk.read(entry.start, ROFS_BLOCK_SIZE));
       if (superBlock) description.rofs = { superBlock, entries: await this.listRofs(entry.start, superBlock) };
+      else description.zfs = await readZfsLabel(disk, entry.start, entry.size);
     }
     this.description = description;
     return description;

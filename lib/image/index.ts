@@ -33,3 +33,10 @@ export {
   ROFS_MAX_NAME_BYTES, ROFS_MAX_SYMLINK_BYTES, type RofsSuperBlock, type RofsDirEntry, type RofsInode,
 } from './rofs.js';
 export { parseDiskSize } from './size.js';
+export { ZfsImageComposer, UPDATE_NEEDS, type ZfsComposeOptions, type ComposedZfsImage, type ZfsComposeSummary } from './zfs-compose.js';
+export { planZfsDisk, writeZfsDisk, checkZfsDisk, convertQcow2Disk, ZFS_DEFAULT_SIZE, ZFS_MIN_VDEV, type ZfsDiskPlan, type ZfsDiskCheck } from './zfs-disk.js';
+export { readZfsLabel, decodeLabelNvlist, type ZfsLabel, type PoolState } from './zfs-label.js';
+export { builderCmdline, zfsImageCmdline, decideZfsLayout, UPDATE_CMDLINE, ZFS_LAYOUTS, type ZfsLayout } from './zfs-layout.js';
+export { hashCachePath, readHashCache, parseHashCache, formatHashCache, writeHashCache, planZfsUpdate, type HashCache, type CachedHash, type ZfsUpdatePlan } from './hash-cache.js';
+export { kernelOfLoader, inspectKernel, findBootfs, bootfsFile, type KernelFacts, type Bootfs, type BootfsEntry, type ZfsRootDataset } from './osv-kernel.js';
+export { fastlzDecompress, decompressOsvLz } from './fastlz.js';

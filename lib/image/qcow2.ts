@@ -361,6 +361,12 @@ export interface Qcow2Reader extends DiskImageReader {
    * (undefined when it is unallocated, zero, or comes from the backing file).
    */
   hostOffset(offset: number): Promise<number | undefined>;
+  /**
+   * The virtual byte ranges [start, end) whose clusters hold data in this file (sorted,
+   * merged, clipped to the virtual size); everything else reads as zeros or from the backing
+   * file. Lets a disk QEMU wrote (the ZFS builder's) be converted without reading its holes.
+   */
+  dataExtents(): Promise<[number, number][]>;
 }
 
 /**
@@ -433,6 +439,25 @@ export async function openQcow2(
             (await backing.read(pos, n)).copy(out, pos - offset);
           }
           pos += n;
+        }
+        return out;
+      },
+      async dataExtents(): Promise<[number, number][]> {
+        const out: [number, number][] = [];
+        for (let i = 0; i < header.l1Size; i++) {
+          const table = await l2Table(i);
+          if (!table) continue;
+          for (let e = 0; e < l2Entries; e++) {
+            const index = i * l2Entries + e;
+            const host = Number((await l2Entry(index)) & L2_OFFSET_MASK);
+            if (!host) continue;
+            const start = index * cluster;
+            if (start >= header.size) break;
+            const end = Math.min(start + cluster, header.size);
+            const last = out[out.length - 1];
+            if (last && last[1] === start) last[1] = end;
+            else out.push([start, end]);
+          }
         }
         return out;
       },

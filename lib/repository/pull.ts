@@ -11,7 +11,7 @@ import { access, open } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../atomic-file.js';
 import { RepositoryError } from '../errors.js';
-import { readLoader } from '../image/loader.js';
+import { loaderReference, readLoader } from '../image/loader.js';
 import { formatBytes, stepLogger, type StepLogger } from '../log.js';
 import { parsePackageYaml } from '../manifest/index.js';
 import type { PackageInfo } from '../manifest/types.js';
@@ -157,14 +157,17 @@ export class RepositoryClient {
     }
   }
 
-  /** Pulls the OSv ZFS builder (a kernel ELF) into `repository/osv-zfs-builder/osv-zfs-builder.qemu`. */
-  async pullZfsBuilder(): Promise<string> {
+  /**
+   * Pulls the OSv ZFS builder (a kernel ELF) into `repository/osv-zfs-builder/osv-zfs-builder.qemu`;
+   * from `release` only when given (the release the loader came from: builder and loader must match).
+   */
+  async pullZfsBuilder(release?: string | undefined): Promise<string> {
     const dest = repositoryImagePath(ZFS_BUILDER, this.root);
     const remote = this.remote('the OSv ZFS builder', dest);
-    const found = await remote.findZfsBuilder(this.arch);
+    const found = await remote.findZfsBuilder(this.arch, release);
     if (!found) {
-      throw new RepositoryError(`${remote.description} has no ZFS builder for ${this.arch}`, {
-        code: 'E_REMOTE_MISSING', hint: `Releases carry osv-zfs-builder.elf.${this.arch}.gz; check the release tag, or build it from OSv's sources (zfs_builder-stripped.elf).`,
+      throw new RepositoryError(`${remote.description} has no ZFS builder for ${this.arch}${release ? ` in release ${release} (the loader's)` : ''}`, {
+        code: 'E_REMOTE_MISSING', hint: `Releases carry osv-zfs-builder.elf.${this.arch}.gz; check the release tag, or build it from OSv's sources (zfs_builder-stripped.elf) and give its path as zfsBuilder.`,
       });
     }
     await this.fetchFile(found, dest, `the ZFS builder ${found.name}`, checkKernel);
@@ -248,6 +251,34 @@ export class RepositoryClient {
     this.settings.events?.({ event: 'pull', kind: 'image', name, path: dest, url: found.image.url });
     return dest;
   }
+}
+
+/**
+ * The ZFS builder file: `spec` is a path, or a name in the local repository (default
+ * `osv-zfs-builder`). The default name is pulled when missing, from the release the loader
+ * came from when its index.yaml says (a builder must match its loader). A builder stored
+ * earlier from another release than the loader's is used, with a warning.
+ */
+export async function ensureZfsBuilder(spec: string | undefined, options: { root?: string | undefined; client?: RepositoryClient | undefined; loaderPath: string; warn?: ((m: string) => void) | undefined }): Promise<string> {
+  const ref = loaderReference(spec ?? ZFS_BUILDER, options.root);
+  const loaderRelease = (await readImageIndex(path.dirname(options.loaderPath)).catch(() => undefined))?.release;
+  if (await exists(ref.path)) {
+    if (ref.name === ZFS_BUILDER && loaderRelease) {
+      const stored = (await readImageIndex(path.dirname(ref.path)).catch(() => undefined))?.release;
+      if (stored && stored !== loaderRelease) options.warn?.(`the stored ZFS builder comes from ${stored} but the loader from ${loaderRelease}; remove ${path.dirname(ref.path)} to pull the matching one`);
+    }
+    return ref.path;
+  }
+  if (ref.name === undefined) {
+    throw new RepositoryError('the ZFS builder was not found', { code: 'E_ZFS_BUILDER_MISSING', file: ref.path, hint: 'Give the path of zfs_builder-stripped.elf (from an OSv build) or of the gunzipped release asset osv-zfs-builder.elf.x86_64.gz.' });
+  }
+  if (ref.name !== ZFS_BUILDER || !options.client) {
+    throw new RepositoryError(`the ZFS builder "${ref.name}" is not in the local repository`, {
+      code: 'E_ZFS_BUILDER_MISSING', file: ref.path,
+      hint: ref.name !== ZFS_BUILDER ? `Only "${ZFS_BUILDER}" can be pulled; put the builder at ${ref.path} or give its path.` : 'Pulling is off (pull: false); give the builder\'s path as zfsBuilder, or allow pulling.',
+    });
+  }
+  return options.client.pullZfsBuilder(loaderRelease);
 }
 
 /** The loader file for `loader` (a path or a repository name), pulled when it is a name and missing. */

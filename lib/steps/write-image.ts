@@ -1,7 +1,8 @@
 // writeImage: consumes laid-out entries and writes one bootable OSv disk (loader, MBR entry,
-// command line, ROFS), streaming file data into the image as entries arrive. Emits one vinyl
-// for the image (kind 'image', `capstan.image` = ImageInfo); the image itself is already at
-// `out` (the vinyl has null contents, so nothing is read back into memory).
+// command line, ROFS), streaming file data into the image as entries arrive; with `fs: 'zfs'`
+// the files are gathered and sent to the OSv ZFS builder at the end (lib/image/zfs-compose.ts).
+// Emits one vinyl for the image (kind 'image', `capstan.image` = ImageInfo); the image itself
+// is already at `out` (the vinyl has null contents, so nothing is read back into memory).
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Transform } from 'node:stream';
@@ -19,10 +20,15 @@ import type { VmdkSubformat } from '../image/vmdk.js';
 import { parseDiskSize } from '../image/size.js';
 import { formatBytes, stepLogger, wantsProgress, type LogOptions } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
-import { ensureLoader, RepositoryClient } from '../repository/pull.js';
+import { ensureLoader, ensureZfsBuilder, RepositoryClient } from '../repository/pull.js';
+import { checkZfsOptions, ZfsImageComposer, zfsSummaryNote } from '../image/zfs-compose.js';
+import type { ZfsEntryOptions } from '../image/zfs-files.js';
+import type { ZfsLayout } from '../image/zfs-layout.js';
+import type { AccelChoice } from '../vm/accel.js';
 import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
 import { ReadAhead, type AheadFile } from '../vinyl/read-ahead.js';
 import { hostFileFacts } from '../vinyl/source-facts.js';
+import { hostFileSource } from '../vinyl/host-file.js';
 
 export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
   /** Path of the image to write (its folder must exist). Required. */
@@ -50,6 +56,20 @@ export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'even
    * mode. Other formats are built in full.
    */
   incremental?: boolean | IncrementalOptions | undefined;
+  /** Root filesystem: `rofs` (default here; Capstan's default is `zfs`) or `zfs` (writable, built by the OSv ZFS builder). */
+  fs?: 'rofs' | 'zfs' | undefined;
+  /** ZFS: the OSv ZFS builder, a path or a local-repository name (default `osv-zfs-builder`, pulled from the loader's release when missing). */
+  zfsBuilder?: string | undefined;
+  /** ZFS: dataset layout (`master` or `v0.57`), only needed when the loader's kernel cannot be read. */
+  zfsLayout?: ZfsLayout | undefined;
+  /** ZFS: send only changed files into the existing image (Capstan's `--update`). */
+  update?: boolean | undefined;
+  /** ZFS update: files that left the build stay in the image (`keep`, as Capstan) or cause a full rebuild. */
+  updateDeleted?: 'keep' | 'rebuild' | undefined;
+  /** ZFS: QEMU executable for the builder VM (default $CAPSTAN_QEMU_PATH, else Capstan's locations). */
+  qemu?: string | undefined;
+  /** ZFS: accelerator for the builder VM (default `auto`: KVM when usable, falling back to TCG). */
+  accel?: AccelChoice | undefined;
 }
 
 
@@ -59,7 +79,7 @@ export function writeImage(options: WriteImageOptions): Transform {
   const stream: Transform = objectTransform(async function* (files: AsyncIterable<Vinyl>) {
     log.start();
     const started = Date.now();
-    let composer: ImageComposer | undefined;
+    let composer: ImageComposer | ZfsImageComposer | undefined;
     let manifest: Manifest | undefined;
     let current: string | undefined;
     let count = 0;
@@ -73,15 +93,17 @@ export function writeImage(options: WriteImageOptions): Transform {
       if (options.verbose) log.detail(`${guestPath}${result === 'added' ? '' : ` (${result})`}`);
     };
     /** Adds one entry to the image; a promise only when data is written (not for a reused file). */
-    const add = (c: ImageComposer, item: AheadFile): Promise<void> | undefined => {
+    const add = (c: ImageComposer | ZfsImageComposer, item: AheadFile): Promise<void> | undefined => {
       const file = item.file;
       const meta = capstanOf(file);
       current = file.path;
       const guestPath = meta?.guestPath ?? '/' + file.relative.split(path.sep).join('/');
-      const entry: FileEntryOptions = {
+      const entry: FileEntryOptions & ZfsEntryOptions = {
         layer: meta?.layer ?? meta?.package?.layer ?? APP_LAYER,
         mode: meta?.mode ?? (file.stat ? file.stat.mode & 0o7777 : undefined),
         source: file.path,
+        // ZFS gathers files first: a host file (read: false) is read only when it is sent.
+        hostFile: c instanceof ZfsImageComposer && item.hostFile ? hostFileSource(file.path, file.stat!) : undefined,
       };
       if (file.isSymbolic()) {
         if (typeof file.symlink !== 'string') throw new ImageError('is a symlink without a target', { code: 'E_SYMLINK_TARGET', file: file.path });
@@ -97,12 +119,15 @@ export function writeImage(options: WriteImageOptions): Transform {
       // A host file (read: false) is identified by its stat, and then not even opened when its
       // data can be reused; buffers are hashed by the composer.
       if (opts.incremental && item.hostFile) entry.facts = hostFileFacts(file.stat);
-      const reused = entry.facts && c.reuseFile(guestPath, entry);
+      const reused = entry.facts && c instanceof ImageComposer && c.reuseFile(guestPath, entry);
       if (reused) return void done(guestPath, reused);
       return (async () => {
         let result: AddResult;
         try {
-          result = await c.addFile(guestPath, item.content ?? file.contents as Buffer, entry);
+          const content = item.content ?? file.contents as Buffer;
+          result = c instanceof ZfsImageComposer
+            ? await c.addFile(guestPath, entry.hostFile ? undefined : content, entry)
+            : await c.addFile(guestPath, content, entry);
         } catch (error) {
           if (error instanceof CapstanError) throw error;
           throw new ImageError(`could not read the file while writing the image: ${(error as Error).message}`, {
@@ -146,15 +171,19 @@ export function writeImage(options: WriteImageOptions): Transform {
         });
       }
       composer ??= await openComposer(opts);
-      const { info, rofs, incremental } = await composer.finish(cmdline);
+      const done = await composer.finish(cmdline);
+      const { info } = done;
+      const incremental = 'incremental' in done ? done.incremental : undefined;
       const image = new Vinyl({ cwd: process.cwd(), base: path.dirname(composer.out), path: composer.out, contents: null, stat: await stat(composer.out) });
       annotate(image, { kind: 'image', image: info, manifest });
       progress?.stop();
-      log.summary(`${composer.out}: ${info.format}, ${rofs.files} files (${formatBytes(rofs.fileBytes)}), ` +
-        `${rofs.directories} folders, ${rofs.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s` +
+      const tree = 'rofs' in done ? done.rofs : done.zfs;
+      const fullReason = composer instanceof ImageComposer ? composer.fullReason : undefined;
+      log.summary(`${composer.out}: ${info.format}${'zfs' in done ? zfsSummaryNote(done.zfs) : ''}, ${tree.files} files (${formatBytes(tree.fileBytes)}), ` +
+        `${tree.directories} folders, ${tree.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s` +
         (incremental?.mode === 'incremental' ? `; incremental: generation ${incremental.generation}, ${incremental.reused} files reused, ${incremental.written} written`
-          : composer.fullReason ? `; full build (${composer.fullReason})` : ''),
-        { files: rofs.files, bytes: rofs.fileBytes });
+          : fullReason ? `; full build (${fullReason})` : ''),
+        { files: tree.files, bytes: tree.fileBytes });
       if (incremental?.warning) log.warn(incremental.warning);
       log.event({ event: 'image', path: composer.out, format: info.format, size: image.stat!.size });
       yield image;
@@ -169,12 +198,19 @@ export function writeImage(options: WriteImageOptions): Transform {
   return stream;
 }
 
-/** Opens the image, with the loader pulled first when it is named and missing. */
-async function openComposer(opts: WriteImageOptions): Promise<ImageComposer> {
+/** Opens the image, with the loader pulled first when it is named and missing (and, for ZFS, the builder when it is needed). */
+async function openComposer(opts: WriteImageOptions): Promise<ImageComposer | ZfsImageComposer> {
   const ref = loaderReference(opts.loader ?? DEFAULT_LOADER, opts.root);
   const client = opts.pull === false ? undefined : new RepositoryClient(opts);
   const loader = await ensureLoader(ref.path, ref.name, client);
-  return ImageComposer.open({ ...opts, loader });
+  if (opts.fs !== 'zfs') return ImageComposer.open({ ...opts, loader });
+  const log = stepLogger('writeImage', opts);
+  return ZfsImageComposer.open({
+    out: opts.out, loader, format: opts.format, vmdkSubformat: opts.vmdkSubformat, size: opts.size,
+    builder: () => ensureZfsBuilder(opts.zfsBuilder, { root: opts.root, client, loaderPath: loader, warn: (m) => log.warn(m) }),
+    layout: opts.zfsLayout, update: opts.update, updateDeleted: opts.updateDeleted, qemu: opts.qemu, accel: opts.accel,
+    hostEnv: opts.env, log,
+  });
 }
 
 /** Validates options up front (bad options throw when the stream is created). */
@@ -187,6 +223,7 @@ function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
     if (options.cmdline !== undefined) checkCmdline(options.cmdline);
     if (options.size !== undefined) parseDiskSize(options.size);
     incrementalSettings(options.incremental);
+    checkZfsOptions(options);
     remoteSettings(options); // bad remote options fail now, not at the first file
     return { ...options };
   } catch (error) {

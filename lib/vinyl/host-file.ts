@@ -86,3 +86,11 @@ function describeChange(listed: Partial<Stats> | null | undefined, now: Stats): 
   if (typeof listed.mtimeMs === 'number' && listed.mtimeMs !== now.mtimeMs) return 'it was modified';
   return undefined;
 }
+
+/**
+ * A host file to read later, each time afresh (the ZFS path gathers files before sending them):
+ * its listed size, and chunks of their own (no shared scratch: they may be queued on a socket).
+ */
+export function hostFileSource(path: string, listed: Partial<Stats> | null | undefined): { size: number; read: () => Iterable<Buffer> } {
+  return { size: listed?.size ?? 0, read: () => hostFileChunks(path, listed) };
+}

@@ -78,6 +78,11 @@ export interface VmSpec {
   /** Told when KVM failed and TCG takes over, or the kernel failed and the disk boots. */
   onFallback: (reason: string) => void;
   /**
+   * When QEMU cannot load the `-kernel`, boot the disk instead (default true). Off for the
+   * ZFS builder: its kernel is the point, the disk's own loader would boot the app.
+   */
+  kernelFallback?: boolean | undefined;
+  /**
    * Picks new free host ports for the forwards that asked for one (another process may take a
    * port between our probe and QEMU's bind); updates the arguments argsFor builds.
    */
@@ -358,7 +363,7 @@ export class Vm extends EventEmitter {
     } else if (failedAtStart && accel === 'kvm' && this.spec.fallbackToTcg && (kvmFailureIn(stderr) || (!this.kernel && !optionError(stderr)))) {
       this.fallbackReason = lastLine;
       next = 'tcg';
-    } else if (failedAtStart && this.kernel) {
+    } else if (failedAtStart && this.kernel && this.spec.kernelFallback !== false) {
       // The fast path is an optimisation: a kernel QEMU cannot load must not stop the boot.
       const reason = `the kernel ${this.kernel} did not load (${lastLine}); booting from the disk`;
       this.kernel = undefined;

@@ -104,8 +104,9 @@ export class GithubReleases implements Remote {
     return undefined;
   }
 
-  async findZfsBuilder(arch: string): Promise<(RemoteFile & { release: string }) | undefined> {
+  async findZfsBuilder(arch: string, wanted?: string | undefined): Promise<(RemoteFile & { release: string }) | undefined> {
     for await (const release of this.releases()) {
+      if (wanted !== undefined && release.tag_name !== wanted) continue;
       const asset = release.assets.find((a) => a.name.startsWith('osv-zfs-builder.') && a.name.includes(arch));
       if (asset) return { ...remoteFile(asset), release: release.tag_name };
     }

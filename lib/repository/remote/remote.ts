@@ -38,7 +38,8 @@ export interface Remote {
   findLoader(name: string, arch: string): Promise<RemoteLoader | undefined>;
   /** The kernel ELF for a loader pulled earlier from `release`. */
   findKernel(loaderName: string, arch: string, release: string | undefined): Promise<RemoteFile | undefined>;
-  findZfsBuilder(arch: string): Promise<(RemoteFile & { release: string }) | undefined>;
+  /** The ZFS builder; from `release` only, when given (the loader's release: the two must match). */
+  findZfsBuilder(arch: string, release?: string | undefined): Promise<(RemoteFile & { release: string }) | undefined>;
   findPackage(name: string, arch: string): Promise<RemotePackage | undefined>;
   /** Every package descriptor the remote offers (for search), with its release. */
   packageDescriptors(): Promise<{ file: RemoteFile; release: string }[]>;
