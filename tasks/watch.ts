@@ -75,10 +75,10 @@ class Session {
       ? await composeWith(this.s, { laidOut: this.laidOut.stream() })
       : await composeWith(this.s, { ...(replay ? { source: this.listing.stream() } : { tap: this.listing.record() }), laidOutTap: this.laidOut.record() });
     this.listed = true;
-    // The new image is complete: now the old VM may go. Its disk is read-only ROFS (or about
-    // to be replaced), so it is killed rather than powered down: nothing to flush, and the new
-    // VM needs its ports.
-    await this.vm?.kill();
+    // The new image is complete: now the old VM may go. A ROFS disk is read-only, so it is
+    // killed rather than powered down: nothing to flush, and the new VM needs its ports.
+    if (this.s.image.fs === 'zfs') await this.vm?.stop({ graceMs: 5000 }); // a writable disk: let the guest shut down
+    else await this.vm?.kill();
     const started = Date.now();
     const vm = await boot({ path: image.path, info: image }, { ...this.s.vm, echo: this.out.console, replace: true });
     reportVm(vm, this.out.events, started);
@@ -90,7 +90,7 @@ class Session {
 
 export async function watchAndReboot(steps: StepOptions, options: WatchOptions, out: TaskConsole): Promise<void> {
   // Rebuilds reuse the previous image's data blocks (a qcow2 over it) for files that did not change.
-  const s: StepOptions = steps.image.format === undefined || steps.image.format === 'qcow2'
+  const s: StepOptions = (steps.image.format === undefined || steps.image.format === 'qcow2') && steps.image.fs !== 'zfs'
     ? { ...steps, image: { ...steps.image, incremental: true } }
     : steps;
   const session = new Session(s, out);

@@ -89,9 +89,10 @@ test('data errors exit 65, printed once: file:line:column, what is wrong, what t
   const missing = await c(['package', 'compose', 'app']);
   t.is(missing.exitCode, 65);
   t.regex(err(missing), /package "osv\.bootstrap" is not in the local repository\n {2}Pull it with 'capstan package pull osv\.bootstrap', or add --pull-missing \(-p\)/);
-  const zfs = await c(['package', 'compose', 'app', '--fs', 'zfs']);
-  t.is(zfs.exitCode, 65);
-  t.regex(err(zfs), /ZFS images are not available yet/);
+  // --fs zfs goes to the ZFS path, which needs a ZFS-capable loader (the stand-in is not one).
+  const zfs = await c(['package', 'compose', 'app', '--fs', 'zfs', '-p']);
+  t.is(zfs.exitCode, 65, both(zfs));
+  t.regex(err(zfs), /ZFS/);
   for (const args of [['info', 'nothere.qcow2'], ['package', 'describe', 'nothere'], ['rmi', 'nothere'], ['delete', 'nothere'], ['pull', 'x', '-p', 'xen']]) {
     const r = await c(args);
     t.is(r.exitCode, 65, `${args.join(' ')}: ${both(r)}`);

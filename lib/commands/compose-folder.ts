@@ -29,6 +29,8 @@ export interface ComposeFolderOptions extends Omit<RemoteOptions, 'silent'> {
   /** The boot command line. Default: the loader's own. */
   cmdline?: string | undefined;
   format?: ImageFormat | undefined;
+  /** Root filesystem: `rofs` (default) or `zfs`. */
+  fs?: 'rofs' | 'zfs' | undefined;
   /** Virtual disk size (`10G`, `512M`); default just large enough. */
   size?: string | number | undefined;
   verbose?: boolean | undefined;
@@ -81,7 +83,7 @@ export async function composeFolder(source: string, options: ComposeFolderOption
       },
     }),
     layoutFiles(log),
-    writeImage({ ...remote, ...log, out, loader, cmdline, format: options.format, size: options.size }),
+    writeImage({ ...remote, ...log, out, loader, cmdline, format: options.format, size: options.size, fs: options.fs }),
     new Writable({ objectMode: true, write(file: Vinyl, _e, done) { if (capstanOf(file)?.kind === 'image') image = file; done(); } }),
   ]);
   const info = image && capstanOf(image)?.image;

@@ -31,6 +31,12 @@ export interface UnikernelOptions {
   size?: string | number | undefined;
   /** Loader name or path. Default `osv-loader` (pulled when missing). */
   loader?: string | undefined;
+  /** Root filesystem: `rofs` (default) or `zfs` (writable, through OSv's ZFS builder). */
+  fs?: 'rofs' | 'zfs' | undefined;
+  /** ZFS: send only changed files into the existing image (Capstan's --update). */
+  update?: boolean | undefined;
+  /** ZFS: the builder, a path or a repository name (default pulled from the loader's release). */
+  zfsBuilder?: string | undefined;
 
   // What the application is (resolveManifest).
   package?: ResolveManifestOptions['package'];
@@ -153,7 +159,7 @@ export function stepOptions(o: UnikernelOptions): StepOptions {
     },
     packages: { ...log, ...remote, pullMissing: o.pullMissing ?? true },
     layout: { ...log },
-    image: { ...log, ...remote, out, format: o.format, size: o.size, loader: o.loader },
+    image: { ...log, ...remote, out, format: o.format, size: o.size, loader: o.loader, fs: o.fs, update: o.update, zfsBuilder: o.zfsBuilder },
     vm: {
       ...remote, silent: o.silent, events: o.events, name, memory: o.memory, cpus: o.cpus, forward: o.forward, network: o.network,
       networkDevice: o.networkDevice, mac: o.mac, volumes: o.volumes === 'package' ? { package: cwd } : o.volumes, execute: o.execute, kernel: o.kernel,

@@ -33,10 +33,10 @@ export const composeCommand: Command = {
     expectArgs(p.args, 2, 'Usage: capstan compose [image-name] [path-to-upload] (directory or file)', ctx.path);
     const name = checkRepositoryName(p.args[0]!, 'image', true);
     const size = sizeFlag(str(p, 'size'), '--size', ctx.path);
-    checkFilesystem(str(p, 'fs'), ctx.path);
+    const fs = checkFilesystem(str(p, 'fs'), ctx.path);
     const out = repositoryImagePath(name, ctx.root);
     const image = await composeFolder(path.resolve(ctx.cwd, p.args[1]!), {
-      ...remoteOptions(ctx), out, loader: str(p, 'loader_image'), cmdline: str(p, 'command_line'), size,
+      ...remoteOptions(ctx), out, loader: str(p, 'loader_image'), cmdline: str(p, 'command_line'), size, fs,
       verbose: bool(p, 'verbose'), events: ctx.out.events,
     });
     await writeImageIndex(path.dirname(out), { formatVersion: '1', version: '', created: capstanTime(), description: '', build: '' });

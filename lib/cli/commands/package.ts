@@ -5,7 +5,6 @@ import path from 'node:path';
 import { collectPackage } from '../../commands/collect.js';
 import { composeRemote } from '../../commands/compose-remote.js';
 import { buildOptions, composeWith } from '../../commands/compose.js';
-import { ImageError } from '../../errors.js';
 import { formatBytes } from '../../log.js';
 import { initPackage } from '../../manifest/templates.js';
 import { capstanTime, writeImageIndex } from '../../repository/images.js';
@@ -24,19 +23,14 @@ import { envFlags, expectArgs, oneOf, sizeFlag } from '../values.js';
 const PULL_MISSING: FlagSpec = { name: 'pull-missing', aliases: ['p'], type: 'boolean', usage: 'attempt to pull packages missing from a local repository' };
 const VERBOSE: FlagSpec = { name: 'verbose', aliases: ['v'], type: 'boolean', usage: 'verbose mode' };
 const REQUIRE: FlagSpec = { name: 'require', type: 'string', multiple: true, usage: 'specify extra package dependency' };
-export const FS_FLAG: FlagSpec = { name: 'fs', type: 'string', usage: 'type of filesystem: rofs (zfs is not available here yet)', default: 'rofs' };
+export const FS_FLAG: FlagSpec = { name: 'fs', type: 'string', usage: 'type of filesystem: rofs (read-only, the default here) or zfs (writable, through the OSv ZFS builder)', default: 'rofs' };
 
 /**
- * `--fs`: ROFS is what writeImage writes. Capstan's default, ZFS, needs its ZFS builder VM;
- * it is refused clearly rather than silently given ROFS.
+ * `--fs`: `rofs` (the default here) or `zfs` (Capstan's default: a writable root, built by
+ * booting OSv's ZFS builder; seconds more per image).
  */
-export function checkFilesystem(value: string | undefined, command: string): void {
-  const fs = oneOf(value, ['rofs', 'zfs'], '--fs', command);
-  if (fs === 'zfs') {
-    throw new ImageError('ZFS images are not available yet: this compose writes a read-only ROFS filesystem', {
-      code: 'E_FS_ZFS', hint: 'Drop --fs zfs (ROFS is the default here); an application that writes files needs a volume (capstan volume create).',
-    });
-  }
+export function checkFilesystem(value: string | undefined, command: string): 'rofs' | 'zfs' {
+  return oneOf(value, ['rofs', 'zfs'], '--fs', command) as 'rofs' | 'zfs';
 }
 
 const compose: Command = {
@@ -47,15 +41,17 @@ const compose: Command = {
   description: [
     'Writes repository/<image-name>/<image-name>.qemu (a qcow2) and its index.yaml, so that',
     "'capstan run <image-name>' boots it.",
-    'Differences from Capstan: the filesystem is ROFS (Capstan defaults to ZFS, which is not',
-    'available here yet); --size is honoured (Capstan ignores it for ROFS) and without it the',
-    'disk is just large enough; --update changes nothing (the image is rebuilt whole).',
+    'Differences from Capstan: the filesystem is ROFS unless --fs zfs (Capstan defaults to ZFS;',
+    'a ZFS image boots the OSv ZFS builder, pulled from the loader\'s release, and takes seconds',
+    'more); --size is honoured for ROFS too (Capstan ignores it) and without it a ROFS disk is just',
+    'large enough; --update sends only changed files into an existing ZFS image (Capstan\'s',
+    'hash cache), and changes nothing for ROFS (rebuilt whole).',
     'Missing packages are pulled only with -p, as in Capstan (the loader always is).',
     'The "capstan" field of package.json applies, under these flags.',
   ].join('\n'),
   flags: [
     { name: 'size', aliases: ['s'], type: 'string', usage: 'total size of the target image (use M or G suffix); default: just large enough' },
-    { name: 'update', type: 'boolean', usage: 'accepted for Capstan scripts; the image is always rebuilt whole' },
+    { name: 'update', type: 'boolean', usage: 'ZFS: upload only files that changed since the last compose' },
     VERBOSE,
     { name: 'run', type: 'string', usage: 'the command line to be executed in the VM' },
     PULL_MISSING,
@@ -71,13 +67,13 @@ const compose: Command = {
     const name = checkRepositoryName(p.args[0]!, 'image', true);
     const size = sizeFlag(str(p, 'size'), '--size', ctx.path);
     const env = envFlags(list(p, 'env'), ctx.path);
-    checkFilesystem(str(p, 'fs'), ctx.path);
-    if (bool(p, 'update')) ctx.out.warn('--update: ROFS images are rebuilt whole; the flag changes nothing');
+    const fs = checkFilesystem(str(p, 'fs'), ctx.path);
+    if (bool(p, 'update') && fs !== 'zfs') ctx.out.warn('--update: ROFS images are rebuilt whole; the flag changes nothing without --fs zfs');
     const out = repositoryImagePath(name, ctx.root);
     const boot = list(p, 'boot');
     const image = await composeWith(buildOptions({
       ...buildRemote(ctx),
-      cwd: ctx.cwd, out, format: 'qcow2', size, loader: str(p, 'loader_image'),
+      cwd: ctx.cwd, out, format: 'qcow2', size, loader: str(p, 'loader_image'), fs, update: fs === 'zfs' && bool(p, 'update'),
       run: str(p, 'run'), boot: boot.length ? boot : undefined, env, require: list(p, 'require').length ? list(p, 'require') : undefined,
       pullMissing: bool(p, 'pull-missing'), verbose: bool(p, 'verbose'), events: ctx.out.events,
     }));
