@@ -27,3 +27,4 @@ export * from './repository/index.js';
 export * from './image/index.js';
 export * from './vm/index.js';
 export * from './host/index.js';
+export * from './cloud/index.js';

@@ -17,3 +17,4 @@ export { chooseAccel, kvmFailureIn, type Accel, type AccelChoice } from './accel
 export { runtimeCmdline, type RuntimeCmdlineOptions } from './runtime-cmdline.js';
 export { readDiskCmdline } from './overlay.js';
 export type { ShutdownOutcome } from './shutdown.js';
+export * from './libvirt/index.js';
