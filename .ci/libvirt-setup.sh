@@ -32,6 +32,8 @@ $V version >/dev/null
 if ! $V pool-info default >/dev/null 2>&1; then
   $V pool-define-as default dir --target /var/lib/libvirt/images >/dev/null
 fi
-$V pool-info default | grep -q 'State:.*running' || $V pool-start default >/dev/null
+# (output captured first: grep -q under pipefail would fail the pipeline when virsh gets SIGPIPE)
+info=$($V pool-info default)
+grep -q 'State:.*running' <<<"$info" || $V pool-start default >/dev/null
 $V pool-autostart default >/dev/null 2>&1 || true
 echo "libvirt $($V version | sed -n 's/^Running hypervisor: //p') at qemu+tcp://127.0.0.1/system, pool default"
