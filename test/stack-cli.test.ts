@@ -69,7 +69,7 @@ withOpenStack('capstan stack push then stack run -c 2: flavor picked for -s, ima
   t.teardown(async () => { for (const id of ids) await deleteServer(session, id).catch(() => {}); });
   t.is(run.exitCode, 0, String(run.stderr));
   t.is(ids.length, 2);
-  t.regex(String(run.stderr), /Launching 2 instances from image 'capstan-cli-\d+'\.\.\.\nPicked flavor osv\.tiny \(disk 1GB, memory 256MB\)\ncli-srv-1 +\S+ ACTIVE\ncli-srv-2 +\S+ ACTIVE\n--- console of cli-srv-1\n[\s\S]*CMDLINE:runscript \/run\/default;[\s\S]*Instances launched\./);
+  t.regex(String(run.stderr), /Launching 2 instances from image 'capstan-cli-\d+'\.\.\.\nPicked flavor osv\.tiny \(disk 1GB, memory 256MB\)\n(  cli-srv-[12]: \w+ after [\d.]+ s\n)+cli-srv-1 +\S+ ACTIVE\ncli-srv-2 +\S+ ACTIVE\n--- console of cli-srv-1\n[\s\S]*CMDLINE:runscript \/run\/default;[\s\S]*Instances launched\./);
   for (const id of ids) await deleteServer(session, id);
 
   const bad = await p.capstan(['stack', 'run', image, '--OS_AUTH_URL', osEnv().OS_AUTH_URL!, '--OS_USERNAME', 'admin', '--OS_PASSWORD', 'wrong', '--OS_PROJECT_NAME', 'admin'], { env });

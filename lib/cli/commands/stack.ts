@@ -13,6 +13,7 @@ import { capstanTime, writeImageIndex } from '../../repository/images.js';
 import { checkRepositoryName } from '../../repository/remote/remote.js';
 import { repositoryImagePath } from '../../repository/root.js';
 import { parseDiskSize } from '../../image/size.js';
+import type { CapstanEvent } from '../../events.js';
 import { bool, list, str, type FlagSpec, type ParsedArgs } from '../args.js';
 import { buildRemote, JSON_FLAG, type Command, type CommandContext } from '../command.js';
 import { envFlags, expectArgs, intFlag, sizeFlag } from '../values.js';
@@ -140,11 +141,16 @@ const run: Command = {
     const networks = networksText === 'auto' || networksText === 'none' ? networksText : networksText.split(',').map((s) => s.trim()).filter(Boolean);
     const auth = credentials(ctx, p);
     ctx.out.line(`Launching ${count} instances from image '${p.args[0]}'...`);
+    // Progress for a person: the flavor (Capstan's line), then each server's state as it changes.
+    const events = (e: CapstanEvent) => {
+      ctx.out.events?.(e);
+      if (e.event === 'flavor') ctx.out.line(`Picked flavor ${e.name} (disk ${e.disk}GB, memory ${e.ram}MB)`);
+      if (e.event === 'server') ctx.out.line(`  ${e.name}: ${e.status}${e.fault ? ` (${e.fault})` : ''} after ${(e.ms / 1000).toFixed(1)} s`);
+    };
     const stack = await runInstances(p.args[0]!, {
       auth, count, flavor: str(p, 'flavor'), memory: str(p, 'mem'), name: str(p, 'name'), networks,
-      events: ctx.out.events, silent: !verbose, verbose,
+      events, silent: !verbose, verbose,
     });
-    ctx.out.line(`Picked flavor ${stack.flavor.name} (disk ${stack.flavor.disk}GB, memory ${stack.flavor.ram}MB)`);
     for (const s of stack.servers) ctx.out.line(`${s.name.padEnd(40)} ${s.id} ${s.status}`);
     const ready = str(p, 'ready');
     if (ready !== undefined) {

@@ -1,8 +1,9 @@
-// virsh through execa: every libvirt call of the libvirt target, against a URI that may name
-// another host (qemu+ssh://host/system, qemu+tcp://…). No well-kept Node client for libvirt
-// exists (the native bindings on npm are forks with a few hundred downloads), and virsh speaks
-// every transport libvirt has; each call costs a process (~20-40 ms).
-import { execa, type ResultPromise } from 'execa';
+// virsh as a child process: every libvirt call of the libvirt target, against a URI that may
+// name another host (qemu+ssh://host/system, qemu+tcp://…). No well-kept Node client for
+// libvirt exists (the native bindings on npm are forks with a few hundred downloads), and virsh
+// speaks every transport libvirt has; each call costs a process (~20-40 ms). node's spawn
+// rather than execa, as lib/vm does: the library's import graph stays free of execa.
+import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { CloudError } from '../../errors.js';
 
@@ -39,20 +40,11 @@ export class Virsh {
 
   /** Runs `virsh -c URI args…`; resolves with stdout; a failure says what virsh said. */
   async run(args: readonly string[], what: string, o: { input?: Readable | string | undefined; timeoutMs?: number | undefined; accept?: RegExp | undefined } = {}): Promise<string> {
-    const child: ResultPromise = execa(this.bin, ['-q', '-c', this.uri, ...args], {
-      reject: false, timeout: o.timeoutMs ?? this.timeoutMs, env: this.env, stdin: o.input === undefined ? 'ignore' : 'pipe',
-      ...(typeof o.input === 'string' ? { input: o.input } : {}),
-    });
-    if (o.input !== undefined && typeof o.input !== 'string') {
-      o.input.on('error', (error) => child.kill(error instanceof Error ? error : undefined));
-      o.input.pipe(child.stdin!);
-    }
-    const r = await child;
-    if (r.exitCode === 0 && !r.failed) return String(r.stdout);
+    const r = await runChild(this.bin, ['-q', '-c', this.uri, ...args], { env: this.env, timeoutMs: o.timeoutMs ?? this.timeoutMs, input: o.input });
+    if (r.exitCode === 0) return r.stdout;
     const said = String(r.stderr).split('\n').map((l) => l.replace(/^error:\s*/, '').trim()).filter(Boolean).join(': ');
     if (o.accept?.test(said)) return '';
-    const code = (r as { code?: string }).code;
-    if (code === 'ENOENT') {
+    if (r.spawnError === 'ENOENT') {
       throw new CloudError(`cannot ${what}: ${this.bin} is not installed`, {
         code: 'E_LIBVIRT_NO_VIRSH', service: libvirtService(this.uri), hint: 'Install libvirt\'s client (Debian: apt-get install libvirt-clients).',
       });
@@ -69,4 +61,27 @@ export class Virsh {
           : undefined,
     });
   }
+}
+
+interface ChildResult { exitCode: number | null; stdout: string; stderr: string; timedOut: boolean; spawnError?: string | undefined }
+
+function runChild(bin: string, args: string[], o: { env: NodeJS.ProcessEnv; timeoutMs: number; input?: Readable | string | undefined }): Promise<ChildResult> {
+  return new Promise((resolve) => {
+    const child = spawn(bin, args, { env: o.env, stdio: [o.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    let spawnError: string | undefined;
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, o.timeoutMs);
+    child.once('error', (error: NodeJS.ErrnoException) => { spawnError = error.code ?? error.message; });
+    child.once('close', (code) => { clearTimeout(timer); resolve({ exitCode: spawnError ? null : code, stdout, stderr, timedOut, spawnError }); });
+    if (typeof o.input === 'string') child.stdin!.end(o.input);
+    else if (o.input) {
+      o.input.on('error', () => child.kill('SIGKILL'));
+      o.input.pipe(child.stdin!);
+    }
+    child.stdin?.on('error', () => { /* virsh ended early: its status says why */ });
+  });
 }
