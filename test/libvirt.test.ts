@@ -87,7 +87,7 @@ maybe('a persisted libvirt instance stays defined after it stops, and delete rem
   await t.throwsAsync(deleteLibvirtInstance(name, { uri }), { instanceOf: CloudError, message: /no gulp-capstan instance named/ });
 });
 
-maybe('a missing pool, a dead URI and a taken name fail clearly, leaving nothing', async (t) => {
+maybe('a missing pool, a dead URI, a missing libvirt network and a taken name fail clearly, leaving nothing', async (t) => {
   const name = `capstan-t-${process.pid}-e`;
   const before = await volumes();
   const noPool = await t.throwsAsync(bootLibvirt(image, { uri, name, pool: 'no-such-pool', network: 'none', silent: true }), { instanceOf: CloudError });
@@ -96,6 +96,12 @@ maybe('a missing pool, a dead URI and a taken name fail clearly, leaving nothing
   const dead = await t.throwsAsync(bootLibvirt(image, { uri: 'qemu+tcp://127.0.0.1:1/system', name, network: 'none', silent: true }), { instanceOf: CloudError });
   t.is(dead.code, 'E_LIBVIRT_CONNECT');
   t.regex(dead.message, /libvirt \(qemu\+tcp:\/\/127\.0\.0\.1:1\/system\)/);
+  // NAT through a libvirt network that is not there: start fails with libvirt's words, and the
+  // defined domain and uploaded volumes are removed again.
+  const noNet = await t.throwsAsync(bootLibvirt(image, { uri, name, accel: 'tcg', memory: '64M', network: 'nat', networkDevice: 'no-such-net', silent: true }), { instanceOf: CloudError });
+  t.regex(noNet.message, /cannot start the domain capstan-t-\d+-e: .*no-such-net/);
+  t.false((await domains()).includes(name));
+  t.deepEqual(await volumes(), before);
   const vm = await bootLibvirt(image, { uri, name, accel: 'tcg', memory: '64M', cpus: 1, network: 'none', silent: true, pollMs: 300 });
   t.teardown(() => vm.kill().catch(() => {}));
   const taken = await t.throwsAsync(bootLibvirt(image, { uri, name, network: 'none', silent: true }), { instanceOf: CloudError });
