@@ -22,11 +22,15 @@ auth_unix_rw = "none"
 auth_unix_ro = "none"
 CONF
 mkdir -p /run/libvirt /var/lib/libvirt/images
-pgrep -x virtlogd  >/dev/null || virtlogd -d
-pgrep -x virtlockd >/dev/null || virtlockd -d
-pgrep -x libvirtd  >/dev/null || libvirtd -d --listen
+# Started again on each try: a daemon still on its way out (stopped just before) is seen by
+# pgrep, then gone.
+start_daemons() {
+  pgrep -x virtlogd  >/dev/null || virtlogd -d
+  pgrep -x virtlockd >/dev/null || virtlockd -d
+  pgrep -x libvirtd  >/dev/null || libvirtd -d --listen
+}
 V="virsh -c qemu+tcp://127.0.0.1/system"
-for _ in $(seq 1 60); do $V version >/dev/null 2>&1 && break; sleep 1; done
+for _ in $(seq 1 60); do start_daemons; $V version >/dev/null 2>&1 && break; sleep 1; done
 $V version >/dev/null
 # The pool images are uploaded to (virt-install would create it; Debian's packages do not).
 if ! $V pool-info default >/dev/null 2>&1; then

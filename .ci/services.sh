@@ -17,6 +17,7 @@ start)
 stop)
   for s in $(echo $ORDER | tr ' ' '\n' | tac); do /etc/init.d/$s stop; done
   for p in $(pgrep -x epmd) $(pgrep -x libvirtd) $(pgrep -x virtlockd) $(pgrep -x virtlogd); do kill "$p"; done
+  for _ in $(seq 1 30); do pgrep -x libvirtd >/dev/null || pgrep -x virtlogd >/dev/null || break; sleep 1; done
   ;;
 status) for s in $ORDER; do /etc/init.d/$s status >/dev/null 2>&1 && echo "$s up" || echo "$s down"; done ;;
 esac
