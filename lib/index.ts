@@ -14,6 +14,7 @@ export { src, type SrcOptions } from './vinyl/src.js';
 export { compose, run, composeWith, imageSteps, buildOptions, type ComposedImage } from './commands/compose.js';
 export { collectPackage } from './commands/collect.js';
 export { composeFolder } from './commands/compose-folder.js';
+export { composeRemote, type ComposeRemoteOptions } from './commands/compose-remote.js';
 export { capstanConfiguration } from './commands/config.js';
 export { stepOptions, mergeOptions, packageJsonOptions, defaultImagePath, OptionsError, type UnikernelOptions, type StepOptions } from './commands/options.js';
 
@@ -27,4 +28,9 @@ export * from './repository/index.js';
 export * from './image/index.js';
 export * from './vm/index.js';
 export * from './host/index.js';
+// Runtimes from the host: the options resolveManifest takes as `node`, `java`, `python`.
+export type { NodeManifestOptions } from './runtimes/node-manifest.js';
+export type { JavaManifestOptions } from './runtimes/java-manifest.js';
+export type { PythonManifestOptions } from './runtimes/python-manifest.js';
+export { readJarManifest } from './runtimes/jar.js';
 export * from './cloud/index.js';

@@ -70,7 +70,11 @@ class Session {
   }
 }
 
-export async function watchAndReboot(s: StepOptions, options: WatchOptions, out: TaskConsole): Promise<void> {
+export async function watchAndReboot(steps: StepOptions, options: WatchOptions, out: TaskConsole): Promise<void> {
+  // Rebuilds reuse the previous image's data blocks (a qcow2 over it) for files that did not change.
+  const s: StepOptions = steps.image.format === undefined || steps.image.format === 'qcow2'
+    ? { ...steps, image: { ...steps.image, incremental: true } }
+    : steps;
   const session = new Session(s, out);
   const rebuild = async (): Promise<void> => {
     const started = Date.now();

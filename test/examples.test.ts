@@ -19,8 +19,8 @@ async function inExample(t: { teardown(fn: () => unknown): void }, name: string,
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const cwd = path.join(repo, 'examples', name);
   t.teardown(() => rm(path.join(cwd, 'build'), { recursive: true, force: true }));
-  const { env } = await standInRemote(t, dir, kernel);
-  return { cwd, env, gulp: (args: string[]) => execa(process.execPath, [gulpBin, ...args], { cwd, env, reject: false, timeout: 120_000 }) };
+  const { env, server } = await standInRemote(t, dir, kernel);
+  return { cwd, env, server, gulp: (args: string[]) => execa(process.execPath, [gulpBin, ...args], { cwd, env, reject: false, timeout: 120_000 }) };
 }
 
 test('examples/hello: gcc, then the image, then the VM (the stand-in kernel prints the command line and ends)', async (t) => {
@@ -31,6 +31,12 @@ test('examples/hello: gcc, then the image, then the VM (the stand-in kernel prin
   const image = path.join(ex.cwd, 'build', 'hello.qcow2');
   t.is((await readImageFile(image, '/run/default')).toString(), '--env=GREETING?=hello /hello /greeting.txt');
   t.deepEqual(await readImageFile(image, '/greeting.txt'), await readFile(path.join(ex.cwd, 'app', 'greeting.txt')));
+  // The issue's "done when": the loader came once from the mirror; the second run downloads nothing.
+  const requests = ex.server.requests.length;
+  t.true(ex.server.requests.some((r) => r.endsWith('/osv-loader.qemu.x86_64')));
+  const again = await ex.gulp(['unikernel']);
+  t.is(again.exitCode, 0);
+  t.is(ex.server.requests.length, requests, 'nothing downloaded the second time');
 });
 
 test('examples/node-server: the two-line gulpfile makes an image of an existing Node project and boots it', async (t) => {

@@ -120,7 +120,7 @@ test('a Node project without Capstan files: boot command, production packages, a
     '/node_modules/.pnpm/pn-dep@1.0.0/node_modules/pn-dep', '/node_modules/.pnpm/pn@1.0.0/node_modules/pn', '/node_modules/.pnpm/pn@1.0.0/node_modules/pn-dep',
     '/node_modules/@scope/b', '/node_modules/dep-a', '/node_modules/dep-c', '/node_modules/pn', '/node_modules/ws-pkg', '/packages/ws-pkg',
   ]);
-  t.deepEqual(manifest.hostRuntime?.addons, [path.join(root, 'node_modules/dep-a/build/Release/addon.node')]);
+  t.deepEqual(manifest.hostRuntime?.kind === 'node' ? manifest.hostRuntime.addons : undefined, [path.join(root, 'node_modules/dep-a/build/Release/addon.node')]);
   t.true(warnings.some((w) => /dep-c uses child_process/.test(w)), warnings.join('\n'));
   t.false(warnings.some((w) => /dev-x|dev-y/.test(w)), 'dev dependencies are not scanned');
   // Options: another entry, no detection at all.

@@ -22,6 +22,24 @@ const NATIVE_APP = {
 
 type Event = { event: string; [k: string]: unknown };
 
+/**
+ * Ends a gulp child the way a user does (Ctrl+C), then for good; and makes sure no QEMU it
+ * started outlives the test even if the child was killed before it could stop them.
+ */
+function cleanup(t: import('ava').ExecutionContext, child: ReturnType<Project['gulp']>, seen: () => Event[]): void {
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGINT');
+      await Promise.race([child.catch(() => {}), delay(10_000)]);
+      child.kill('SIGKILL');
+    }
+    for (const e of seen()) {
+      const pid = e.event === 'vm-start' ? e.pid as number : undefined;
+      if (pid && pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+}
+
 /** Reads JSON events from a running process's stdout as they come. */
 function events(child: ReturnType<Project['gulp']>): { all: Event[]; next(name: string, after?: number, timeoutMs?: number): Promise<Event> } {
   const all: Event[] = [];
@@ -39,7 +57,7 @@ function events(child: ReturnType<Project['gulp']>): { all: Event[]; next(name: 
   });
   return {
     all,
-    async next(name, after = 0, timeoutMs = 60_000) {
+    async next(name, after = 0, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const found = all.slice(after).find((e) => e.event === name);
@@ -92,8 +110,10 @@ test('an error prints once: file:line:column, what is wrong, what to do; no Deta
 
 test('gulp unikernel:run --json: the console on stderr, events on stdout; Ctrl+C leaves no QEMU', async (t) => {
   const p = await userProject(t, NATIVE_APP);
+  t.timeout(240_000);
   const child = p.gulp(['unikernel:run', '--json', '--silent', '--forward', '0:8080', '--memory', '256M']);
   const ev = events(child);
+  cleanup(t, child, () => ev.all);
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
   const start = await ev.next('vm-start');
@@ -119,9 +139,10 @@ test('gulp unikernel:run --json: the console on stderr, events on stdout; Ctrl+C
 
 test('gulp unikernel:watch: three quick saves are one rebuild; a deleted file leaves the image; a broken manifest keeps the old VM', async (t) => {
   const p = await userProject(t, NATIVE_APP);
+  t.timeout(240_000);
   const child = p.gulp(['unikernel:watch', '--json', '--silent']);
-  t.teardown(() => { child.kill('SIGKILL'); });
   const ev = events(child);
+  cleanup(t, child, () => ev.all);
   const firstStart = await ev.next('vm-start');
   await ev.next('vm-ready');
   const count = (name: string) => ev.all.filter((e) => e.event === name).length;

@@ -36,8 +36,8 @@ const GLOBAL_FLAGS: readonly FlagSpec[] = [
 const NOTES = [
   'Capstan\'s commands, flags, tables and exit codes (64: usage, 65: data, 1: other failures),',
   'made by gulp-capstan: images are ROFS, written without qemu-img or qemu-nbd. Not here:',
-  'build (Capstanfile mode; package compose reads a Capstanfile), search (S3 images),',
-  'package compose-remote, and hypervisors other than QEMU (run --target libvirt runs on any libvirt host).',
+  'build (Capstanfile mode; package compose reads a Capstanfile), search (S3 images), and',
+  'hypervisors other than QEMU (run --target libvirt runs on any libvirt host).',
 ].join('\n');
 
 export interface MainOptions extends Partial<CliStreams> {

@@ -13,7 +13,7 @@ import type { ImageFormat } from '../image/disk.js';
 import type { BootOptions } from '../vm/boot.js';
 import type { ForwardSpec, NetworkMode } from '../vm/network.js';
 import type { VolumeSpec } from '../vm/drives.js';
-import type { NodeManifestOptions } from '../runtimes/node-manifest.js';
+import type { ApplicationOptions } from '../runtimes/application.js';
 
 export class OptionsError extends CapstanError { override name = 'OptionsError'; }
 
@@ -43,7 +43,9 @@ export interface UnikernelOptions {
   require?: string[] | undefined;
   bootstrap?: string | false | undefined;
   ignore?: string[] | undefined;
-  node?: NodeManifestOptions | false | undefined;
+  node?: ApplicationOptions['node'];
+  java?: ApplicationOptions['java'];
+  python?: ApplicationOptions['python'];
   strict?: boolean | undefined;
 
   // Where packages and the loader come from.
@@ -147,7 +149,7 @@ export function stepOptions(o: UnikernelOptions): StepOptions {
     name,
     manifest: {
       ...log, cwd, package: o.package, run: o.run, boot: o.boot, env: o.env, require: o.require, bootstrap: o.bootstrap,
-      ignore: o.ignore, node: o.node, strict: o.strict,
+      ignore: o.ignore, node: o.node, java: o.java, python: o.python, strict: o.strict,
     },
     packages: { ...log, ...remote, pullMissing: o.pullMissing ?? true },
     layout: { ...log },

@@ -55,6 +55,16 @@ export interface ClosureOptions extends OsvRuleOptions {
   dstLib?: string | undefined;
   /** What $PLATFORM expands to. Default x86_64. */
   dstPlatform?: string | undefined;
+  /**
+   * Names the image provides by itself, left out like the kernel's (a JDK's libjvm.so, which its
+   * other libraries need without a RUNPATH: the JVM has loaded it before it loads them).
+   */
+  alsoProvided?: readonly string[] | undefined;
+  /**
+   * A library the host lacks: `'error'` (default) fails, `'report'` lists it in `missing` and goes
+   * on, for objects that are only ever loaded on demand (a JDK's GUI libraries on a headless host).
+   */
+  missing?: 'error' | 'report' | undefined;
 }
 
 /** A program to capture, optionally with its guest path. */
@@ -82,14 +92,25 @@ export interface ClosureEntry {
 
 export interface SkippedLibrary {
   name: string;
-  reason: 'kernel' | 'interpreter';
+  /** `kernel`: OSv provides it; `interpreter`: the program's PT_INTERP; `image`: named in alsoProvided. */
+  reason: 'kernel' | 'interpreter' | 'image';
   neededBy: string[];
+}
+
+export interface MissingLibrary {
+  name: string;
+  /** Host paths of the objects that need it. */
+  neededBy: string[];
+  /** Where the host's loader looked. */
+  searched: string[];
 }
 
 export interface HostClosure {
   entries: ClosureEntry[];
   /** Names left out because OSv provides them. */
   skipped: SkippedLibrary[];
+  /** With `missing: 'report'`: names the host does not have (their needers will fail to load). */
+  missing: MissingLibrary[];
 }
 
 /** An object placed in the guest. */
@@ -156,6 +177,8 @@ class ClosureBuilder {
   private readonly byName = new Map<string, Library>();
   private readonly byReal = new Map<string, Library>();
   private readonly skipped = new Map<string, SkippedLibrary>();
+  private readonly missing = new Map<string, MissingLibrary>();
+  private readonly alsoProvided: Set<string>;
 
   constructor(private readonly options: ClosureOptions) {
     const cacheFile = options.ldCache === false ? undefined : options.ldCache ?? LD_CACHE_FILE;
@@ -172,12 +195,13 @@ class ClosureBuilder {
     };
     this.provided = new Set(OSV_KERNEL_SONAMES);
     if (!options.hiddenKernel) this.provided.add(OSV_KERNEL_LIBSTDCXX);
+    this.alsoProvided = new Set(options.alsoProvided ?? []);
   }
 
   capture(specs: ProgramSpec[]): HostClosure {
     for (const spec of specs) this.walk(this.loadProgram(spec));
     if (this.options.withGccS) this.addGccS();
-    return { entries: this.entries(), skipped: [...this.skipped.values()] };
+    return { entries: this.entries(), skipped: [...this.skipped.values()], missing: [...this.missing.values()] };
   }
 
   private loadProgram(spec: ProgramSpec): Placed {
@@ -199,9 +223,11 @@ class ClosureBuilder {
       for (const name of current.object.elf.dynamic?.needed ?? []) {
         if (this.provided.has(name)) { this.skip(name, 'kernel', current); continue; }
         if (interpreter !== undefined && (name === interpreter || name === path.posix.basename(interpreter))) { this.skip(name, 'interpreter', current); continue; }
+        if (this.alsoProvided.has(name)) { this.skip(name, 'image', current); continue; }
         const known = namespace.get(name);
         if (known) { this.use(known.library, current, name); continue; }
         const loaded = this.load(name, current);
+        if (!loaded) continue;
         namespace.set(name, loaded);
         const soname = loaded.object.elf.dynamic?.soname;
         if (soname !== undefined && !namespace.has(soname)) namespace.set(soname, loaded);
@@ -210,8 +236,9 @@ class ClosureBuilder {
     }
   }
 
-  private load(name: string, needer: Placed | undefined): Placed & { library: Library } {
+  private load(name: string, needer: Placed | undefined): (Placed & { library: Library }) | undefined {
     const hit = name.includes('/') ? this.byPath(name, needer) : this.search(name, needer);
+    if (!hit) return undefined;
     const realPath = realpathSync(hit.path);
     checkOsvCanLoad(hit.elf, this.options);
     const object: HostObject = { foundAt: hit.path, realPath, origin: realpathSync(path.dirname(hit.path)), elf: hit.elf, loader: needer?.object };
@@ -234,9 +261,15 @@ class ClosureBuilder {
     return { object, guestFile: library.guestFile, library };
   }
 
-  private search(name: string, needer: Placed | undefined): SearchHit {
+  private search(name: string, needer: Placed | undefined): SearchHit | undefined {
     const result = searchLibrary(name, needer?.object, this.settings);
     if (result.hit) return result.hit;
+    if (this.options.missing === 'report' && needer) {
+      const entry = this.missing.get(name) ?? { name, neededBy: [], searched: result.searched };
+      if (!entry.neededBy.includes(needer.object.foundAt)) entry.neededBy.push(needer.object.foundAt);
+      this.missing.set(name, entry);
+      return undefined;
+    }
     const chain: string[] = [];
     for (let l = needer?.object.loader; l; l = l.loader) chain.push(l.foundAt);
     const who = needer ? `${needer.object.foundAt}${chain.length ? ` (loaded for ${chain.join(' ← ')})` : ''}` : 'option withGccS';
@@ -272,7 +305,7 @@ class ClosureBuilder {
   private addGccS(): void {
     const present = this.byName.get(LIBGCC_S);
     if (present) { present.wantsLibraryDirLink = true; return; }
-    const loaded = this.load(LIBGCC_S, undefined);
+    const loaded = this.load(LIBGCC_S, undefined)!; // without a needer, a missing one throws
     loaded.library.wantsLibraryDirLink = true;
     this.walk(loaded);
   }

@@ -129,6 +129,18 @@ export function isElf(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && ELF_MAGIC.equals(bytes.subarray(0, 4));
 }
 
+/** True when the file at `path` starts with the ELF magic (false when it cannot be read). */
+export function isElfFile(path: string): boolean {
+  let fd: number;
+  try { fd = openSync(path, 'r'); } catch { return false; }
+  try {
+    const magic = Buffer.alloc(4);
+    return readSync(fd, magic, 0, 4, 0) === 4 && isElf(magic);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Reads the ELF facts of `path`. Throws HostError: E_HOST_NOT_FOUND, E_HOST_NOT_ELF (with the
  * `#!` line of a script), E_ELF_CLASS (ELF32), E_ELF_DATA (big-endian), E_ELF_CORRUPT.

@@ -5,3 +5,4 @@ export * from './ld-cache.js';
 export * from './osv-rules.js';
 export { expandPathList, searchLibrary, type FoundVia, type HostObject, type SearchHit, type SearchResult, type SearchSettings } from './search.js';
 export * from './closure.js';
+export * from './tree.js';

@@ -34,6 +34,12 @@ export interface RofsDirEntry {
   name: Buffer;
 }
 
+/** A directory entry to encode: the name as bytes, or as a string written as UTF-8. */
+export interface RofsDirEntryInput {
+  inodeNo: number;
+  name: Buffer | string;
+}
+
 /** One inode (struct rofs_inode). */
 export interface RofsInode {
   mode: number;
@@ -82,10 +88,17 @@ export function decodeSuperBlock(block: Buffer): RofsSuperBlock | undefined {
   };
 }
 
+/** UTF-8 byte length of a name: its length when ASCII (the usual case, no native call). */
+function nameBytes(name: Buffer | string): number {
+  if (typeof name !== 'string') return name.length;
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) > 0x7f) return Buffer.byteLength(name, 'utf8');
+  return name.length;
+}
+
 /** Byte length of the packed structure region (before padding). */
-export function structureBytes(dirents: readonly RofsDirEntry[], symlinks: readonly Buffer[], inodes: number): number {
+export function structureBytes(dirents: readonly RofsDirEntryInput[], symlinks: readonly Buffer[], inodes: number): number {
   let n = inodes * ROFS_INODE_BYTES;
-  for (const d of dirents) n += 10 + d.name.length;
+  for (const d of dirents) n += 10 + nameBytes(d.name);
   for (const s of symlinks) n += 2 + s.length;
   return n;
 }
@@ -93,30 +106,48 @@ export function structureBytes(dirents: readonly RofsDirEntry[], symlinks: reado
 /**
  * The structure region: directory entries, symlinks, inodes packed back to back, then zeros to
  * a block boundary. Like gen-rofs-img.py, a region that is already block-aligned gets one more
- * zero block, which the superblock's block count does not include.
+ * zero block, which the superblock's block count does not include. (Written through a
+ * DataView, and ASCII names byte by byte: for 10,000 entries this is several times faster than
+ * Buffer's bounds-checked writers and a native call per name.)
  */
-export function encodeStructure(dirents: readonly RofsDirEntry[], symlinks: readonly Buffer[], inodes: readonly RofsInode[]): { bytes: Buffer; blocks: number } {
+export function encodeStructure(dirents: readonly RofsDirEntryInput[], symlinks: readonly Buffer[], inodes: readonly RofsInode[]): { bytes: Buffer; blocks: number } {
   const used = structureBytes(dirents, symlinks, inodes.length);
   const blocks = Math.ceil(used / ROFS_BLOCK_SIZE);
   const padded = used % ROFS_BLOCK_SIZE === 0 ? used + ROFS_BLOCK_SIZE : blocks * ROFS_BLOCK_SIZE;
   const bytes = Buffer.alloc(padded);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const u64 = (value: number, at: number) => {
+    view.setUint32(at, value % 0x100000000, true);
+    view.setUint32(at + 4, Math.floor(value / 0x100000000), true);
+  };
   let o = 0;
   for (const d of dirents) {
-    writeU64(bytes, d.inodeNo, o);
-    bytes.writeUInt16LE(d.name.length, o + 8);
-    d.name.copy(bytes, o + 10);
-    o += 10 + d.name.length;
+    u64(d.inodeNo, o);
+    const name = d.name;
+    let length: number;
+    if (typeof name !== 'string') {
+      length = name.copy(bytes, o + 10);
+    } else {
+      length = name.length;
+      for (let i = 0; i < name.length; i++) {
+        const c = name.charCodeAt(i);
+        if (c > 0x7f) { length = bytes.write(name, o + 10, 'utf8'); break; }
+        bytes[o + 10 + i] = c;
+      }
+    }
+    view.setUint16(o + 8, length, true);
+    o += 10 + length;
   }
   for (const s of symlinks) {
-    bytes.writeUInt16LE(s.length, o);
+    view.setUint16(o, s.length, true);
     s.copy(bytes, o + 2);
     o += 2 + s.length;
   }
   for (const ino of inodes) {
-    writeU64(bytes, ino.mode, o);
-    writeU64(bytes, ino.inodeNo, o + 8);
-    writeU64(bytes, ino.dataOffset, o + 16);
-    writeU64(bytes, ino.count, o + 24);
+    u64(ino.mode, o);
+    u64(ino.inodeNo, o + 8);
+    u64(ino.dataOffset, o + 16);
+    u64(ino.count, o + 24);
     o += ROFS_INODE_BYTES;
   }
   return { bytes, blocks };

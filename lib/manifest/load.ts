@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ManifestError } from '../errors.js';
-import { assembleApplication, type NodeManifestOptions } from '../runtimes/node-manifest.js';
+import { assembleApplication, type ApplicationOptions } from '../runtimes/application.js';
 import type { AssembleHooks, ManifestInputs, ManifestOptions, ManifestTextInput } from './assemble.js';
 import type { PathKind } from './capstanfile.js';
 import type { Manifest } from './types.js';
@@ -51,8 +51,10 @@ export async function readManifestInputs(root: string): Promise<ManifestInputs> 
 }
 
 export interface ResolveFromDirOptions extends ManifestOptions {
-  /** As resolveManifest's `node` option. */
-  node?: NodeManifestOptions | false | undefined;
+  /** As resolveManifest's `node`, `java` and `python` options. */
+  node?: ApplicationOptions['node'];
+  java?: ApplicationOptions['java'];
+  python?: ApplicationOptions['python'];
   onWarning?: AssembleHooks['onWarning'];
 }
 

@@ -87,14 +87,14 @@ export interface Manifest {
   /** Where each input came from: a stream file path, a host path, 'options', or absent. */
   sources?: ManifestSources | undefined;
   /**
-   * A runtime taken from the host (a Node.js project, or `runtime: node` whose Capstan
-   * package is missing): fetchPackages adds its files.
+   * A runtime taken from the host (a Node.js, Java or Python project, or Capstan's
+   * `runtime: node|java|python` whose package may be missing): fetchPackages adds its files.
    */
   hostRuntime?: HostRuntimeRequest | undefined;
   /** A Node.js project's production packages (guest paths); the rest of node_modules is left out. */
   nodeModules?: { production: string[]; packages: number } | undefined;
-  /** How the application was recognised: Capstan's files, or a project found without them. */
-  detected?: 'node-project' | undefined;
+  /** How the application was recognised: Capstan's files (absent), or a project found without them. */
+  detected?: 'node-project' | 'java-project' | 'python-project' | undefined;
 }
 
 export type BootSource = 'run' | 'boot' | 'capstanfile' | 'config_set_default' | 'default';

@@ -100,7 +100,9 @@ async function* packageFiles(
     for (const f of files) { if (f.stat?.size) bytes += f.stat.size; count += 1; log.detail(`${name}: ${capstanOf(f)?.guestPath ?? f.path}`); }
     count -= 1; // the descriptor
     yield* files;
-    log.note(`${runtime.title} (${runtime.binary}, ${runtime.closure.length - 1} libraries)` +
+    for (const note of runtime.notes) log.warn(`${name}: ${note}`);
+    const libraries = runtime.closure.filter((e) => e.type === 'library').length;
+    log.note(`${runtime.title} (${runtime.binary}${runtime.tree.length ? `, ${runtime.tree.length} files of its own` : ''}, ${libraries} libraries)` +
       (standsIn ? ` stands in for Capstan's ${standsIn}, which is not in the repository` : ''));
   }
   const names = packages.map((p) => p.name).join(', ') || 'none';

@@ -17,7 +17,7 @@ import { ManifestError, toPluginError } from '../errors.js';
 import { stepLogger, type LogOptions } from '../log.js';
 import { contentChunks, type EventStream } from '../vinyl/contents.js';
 import { validateManifestOptions, type ManifestInputs, type ManifestOptions } from '../manifest/assemble.js';
-import { assembleApplication, type NodeManifestOptions } from '../runtimes/node-manifest.js';
+import { assembleApplication, type ApplicationOptions } from '../runtimes/application.js';
 import { hostPathKind, MANIFEST_INPUT_PATHS, readInputFile, type ManifestInputName } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
 import { formatWarning, type ManifestWarning } from '../yaml/source.js';
@@ -38,7 +38,11 @@ export interface ResolveManifestOptions extends ManifestOptions, LogOptions {
    * Node.js: options for a project recognised by its package.json (no meta/run.yaml, no
    * Capstanfile) and for `runtime: node` without its Capstan package; `false` turns both off.
    */
-  node?: NodeManifestOptions | false | undefined;
+  node?: ApplicationOptions['node'];
+  /** Java: options for a project recognised by its runnable jar or build file, and for `runtime: java` without its package; `false` turns both off. */
+  java?: ApplicationOptions['java'];
+  /** Python 3: options for a project recognised by pyproject.toml or requirements.txt, and for `runtime: python` or `osv.python3x` without their package; `false` turns both off. */
+  python?: ApplicationOptions['python'];
   /** Receives each warning (repeated or unknown keys…) as data, besides the log line. */
   onWarning?: ((warning: ManifestWarning) => void) | undefined;
 }
@@ -207,6 +211,8 @@ function summaryOf(m: Manifest, files: string): string {
   ];
   if (m.detected === 'node-project') {
     parts.push(`Node.js project (package.json): ${m.run?.configSets[0]?.bootcmd ?? m.bootCommand}, ${m.nodeModules?.packages ?? 0} production packages`);
+  } else if (m.detected === 'java-project' || m.detected === 'python-project') {
+    parts.push(`${m.run?.file ?? m.detected}: ${m.run?.configSets[0]?.bootcmd ?? m.bootCommand}`);
   } else if (m.run) parts.push(`runtime ${m.run.runtime}, config sets ${m.run.configSets.map((c) => c.name).join(', ')}`);
   if (m.capstanfile) parts.push('Capstanfile');
   parts.push(`boot "${m.bootCommand}" (${m.bootSource})`);

@@ -11,15 +11,18 @@ import { annotate, APP_LAYER, BUILD_KINDS, capstanOf } from '../carrier.js';
 import { CapstanError, ImageError, toPluginError } from '../errors.js';
 import { checkCmdline } from '../image/cmdline.js';
 import { DEFAULT_LOADER, loaderReference } from '../image/loader.js';
-import { checkImageFormat, ImageComposer } from '../image/compose.js';
+import { checkImageFormat, ImageComposer, type FileEntryOptions } from '../image/compose.js';
+import type { AddResult } from '../image/rofs-builder.js';
 import type { ImageFormat } from '../image/disk.js';
+import { incrementalSettings, type IncrementalOptions } from '../image/incremental.js';
 import type { VmdkSubformat } from '../image/vmdk.js';
 import { parseDiskSize } from '../image/size.js';
 import { formatBytes, stepLogger, wantsProgress, type LogOptions } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
 import { ensureLoader, RepositoryClient } from '../repository/pull.js';
 import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
-import { readAhead } from '../vinyl/read-ahead.js';
+import { ReadAhead, type AheadFile } from '../vinyl/read-ahead.js';
+import { hostFileFacts } from '../vinyl/source-facts.js';
 
 export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
   /** Path of the image to write (its folder must exist). Required. */
@@ -40,6 +43,13 @@ export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'even
   permissions?: boolean | undefined;
   /** Pull a loader given by name when it is not in the local repository (default true; `offline` forbids it). */
   pull?: boolean | undefined;
+  /**
+   * Write a qcow2 overlay over the previous image at `out` that reuses the data of unchanged
+   * files (not read again: host files are compared by their stat, contents by hash), flattened
+   * after `maxGenerations` (8) or when `maxDeadFraction` (0.5) of the data is dead. For watch
+   * mode. Other formats are built in full.
+   */
+  incremental?: boolean | IncrementalOptions | undefined;
 }
 
 
@@ -56,49 +66,73 @@ export function writeImage(options: WriteImageOptions): Transform {
     let streamed = 0;
     let shadowed = 0;
     const progress = wantsProgress() && !options.silent ? startProgress(() => `${count} entries, ${(streamed / 1048576).toFixed(0)} MiB`) : undefined;
+    const ahead = new ReadAhead((n) => { streamed += n; });
+    const done = (guestPath: string, result: AddResult) => {
+      count++;
+      if (result === 'shadowed') shadowed++;
+      if (options.verbose) log.detail(`${guestPath}${result === 'added' ? '' : ` (${result})`}`);
+    };
+    /** Adds one entry to the image; a promise only when data is written (not for a reused file). */
+    const add = (c: ImageComposer, item: AheadFile): Promise<void> | undefined => {
+      const file = item.file;
+      const meta = capstanOf(file);
+      current = file.path;
+      const guestPath = meta?.guestPath ?? '/' + file.relative.split(path.sep).join('/');
+      const entry: FileEntryOptions = {
+        layer: meta?.layer ?? meta?.package?.layer ?? APP_LAYER,
+        mode: meta?.mode ?? (file.stat ? file.stat.mode & 0o7777 : undefined),
+        source: file.path,
+      };
+      if (file.isSymbolic()) {
+        if (typeof file.symlink !== 'string') throw new ImageError('is a symlink without a target', { code: 'E_SYMLINK_TARGET', file: file.path });
+        return void done(guestPath, c.addSymlink(guestPath, file.symlink, entry));
+      }
+      if (file.isDirectory()) return void done(guestPath, c.addDirectory(guestPath, entry));
+      if (!file.isBuffer() && !item.hostFile && !item.content) {
+        throw new ImageError('has no contents', {
+          code: 'E_NO_CONTENTS', file: file.path,
+          hint: 'Read files with src(glob, {encoding: false}), or with {read: false} so that writeImage reads regular files itself; a vinyl without contents needs the `stat` of a regular file.',
+        });
+      }
+      // A host file (read: false) is identified by its stat, and then not even opened when its
+      // data can be reused; buffers are hashed by the composer.
+      if (opts.incremental && item.hostFile) entry.facts = hostFileFacts(file.stat);
+      const reused = entry.facts && c.reuseFile(guestPath, entry);
+      if (reused) return void done(guestPath, reused);
+      return (async () => {
+        let result: AddResult;
+        try {
+          result = await c.addFile(guestPath, item.content ?? file.contents as Buffer, entry);
+        } catch (error) {
+          if (error instanceof CapstanError) throw error;
+          throw new ImageError(`could not read the file while writing the image: ${(error as Error).message}`, {
+            code: 'E_READ_FAILED', file: file.path, cause: error, hint: 'Was it removed or changed during the build? Run the build again.',
+          });
+        }
+        // A shadowed file's content was never read: close it. (Only then: destroying vinyl-fs
+        // stream contents that were read to their end kept their data alive, +180 MB of peak
+        // RSS on the bench tree.)
+        if (result === 'shadowed') await item.release();
+        if (file.isBuffer()) streamed += file.contents.length;
+        done(guestPath, result);
+      })();
+    };
     try {
-      for await (const { file, content, release } of readAhead(files, (n) => { streamed += n; })) {
+      for await (const file of files) {
         const meta = capstanOf(file);
         manifest ??= meta?.manifest;
         if (meta?.kind === 'image') { yield file; continue; }
         if (meta && BUILD_KINDS.has(meta.kind)) continue;
-        current = file.path;
+        const item = ahead.push(file);
+        if (!item) continue;
         composer ??= await openComposer(opts);
-        const guestPath = meta?.guestPath ?? '/' + file.relative.split(path.sep).join('/');
-        const entry = {
-          layer: meta?.layer ?? meta?.package?.layer ?? APP_LAYER,
-          mode: meta?.mode ?? (file.stat ? file.stat.mode & 0o7777 : undefined),
-          source: file.path,
-        };
-        let result;
-        if (file.isSymbolic()) {
-          if (typeof file.symlink !== 'string') throw new ImageError('is a symlink without a target', { code: 'E_SYMLINK_TARGET', file: file.path });
-          result = composer.addSymlink(guestPath, file.symlink, entry);
-        } else if (file.isDirectory()) {
-          result = composer.addDirectory(guestPath, entry);
-        } else if (file.isBuffer() || content) {
-          try {
-            result = await composer.addFile(guestPath, content ?? file.contents as Buffer, entry);
-          } catch (error) {
-            if (error instanceof CapstanError) throw error;
-            throw new ImageError(`could not read the file while writing the image: ${(error as Error).message}`, {
-              code: 'E_READ_FAILED', file: file.path, cause: error, hint: 'Was it removed or changed during the build? Run the build again.',
-            });
-          }
-          // A shadowed file's content was never read: close it. (Only then: destroying
-          // vinyl-fs stream contents that were read to their end kept their data alive, +180 MB
-          // of peak RSS on the bench tree.)
-          if (result === 'shadowed') await release();
-          if (file.isBuffer()) streamed += file.contents.length;
-        } else {
-          throw new ImageError('has no contents', {
-            code: 'E_NO_CONTENTS', file: file.path,
-            hint: 'Read files with src(glob, {encoding: false}), or with {read: false} so that writeImage reads regular files itself; a vinyl without contents needs the `stat` of a regular file.',
-          });
-        }
-        count++;
-        if (result === 'shadowed') shadowed++;
-        log.detail(`${guestPath}${result === 'added' ? '' : ` (${result})`}`);
+        const writing = add(composer, item);
+        if (writing) await writing;
+      }
+      for (let item = ahead.shift(); item; item = ahead.shift()) {
+        composer ??= await openComposer(opts);
+        const writing = add(composer, item);
+        if (writing) await writing;
       }
       current = undefined;
       // through2 ends `files` quietly when the stream is destroyed (an error up- or downstream
@@ -112,18 +146,22 @@ export function writeImage(options: WriteImageOptions): Transform {
         });
       }
       composer ??= await openComposer(opts);
-      const { info, rofs } = await composer.finish(cmdline);
+      const { info, rofs, incremental } = await composer.finish(cmdline);
       const image = new Vinyl({ cwd: process.cwd(), base: path.dirname(composer.out), path: composer.out, contents: null, stat: await stat(composer.out) });
       annotate(image, { kind: 'image', image: info, manifest });
       progress?.stop();
       log.summary(`${composer.out}: ${info.format}, ${rofs.files} files (${formatBytes(rofs.fileBytes)}), ` +
-        `${rofs.directories} folders, ${rofs.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s`,
+        `${rofs.directories} folders, ${rofs.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s` +
+        (incremental?.mode === 'incremental' ? `; incremental: generation ${incremental.generation}, ${incremental.reused} files reused, ${incremental.written} written`
+          : composer.fullReason ? `; full build (${composer.fullReason})` : ''),
         { files: rofs.files, bytes: rofs.fileBytes });
+      if (incremental?.warning) log.warn(incremental.warning);
       log.event({ event: 'image', path: composer.out, format: info.format, size: image.stat!.size });
       yield image;
     } catch (error) {
       throw toPluginError(error, current);
     } finally {
+      ahead.releaseAll();
       progress?.stop();
       await composer?.abort(); // no-op once finished; removes the temp file otherwise
     }
@@ -148,6 +186,7 @@ function normaliseOptions(options: WriteImageOptions): WriteImageOptions {
     checkImageFormat(options.format ?? 'qcow2', options.vmdkSubformat);
     if (options.cmdline !== undefined) checkCmdline(options.cmdline);
     if (options.size !== undefined) parseDiskSize(options.size);
+    incrementalSettings(options.incremental);
     remoteSettings(options); // bad remote options fail now, not at the first file
     return { ...options };
   } catch (error) {

@@ -31,8 +31,8 @@ export function hostFiles(programs: ReadonlyArray<string | ProgramSpec>, options
   })(), { objectMode: true });
 }
 
-/** The vinyl of one closure entry. */
-export function hostVinyl(entry: ClosureEntry): Vinyl {
+/** The vinyl of one closure entry (or of a file of a runtime's folder: lib/host/tree.ts). */
+export function hostVinyl(entry: Pick<ClosureEntry, 'guestPath' | 'hostPath' | 'target'> & { type: string }): Vinyl {
   let file: Vinyl;
   if (entry.type === 'symlink') {
     file = new Vinyl({ cwd: '/', base: '/', path: entry.hostPath, contents: null, stat: syntheticStat(S_IFLNK | 0o777) });

@@ -13,7 +13,6 @@ const READ_AHEAD_BYTES = 256 * 1024;
 
 type Chunk = Uint8Array | string;
 interface Primed { chunks: Chunk[]; rest?: AsyncGenerator<Chunk> | undefined; error?: unknown }
-interface Ahead { file: Vinyl; primed?: Promise<Primed> | undefined }
 
 /**
  * A vinyl whose data writeImage reads from `file.path` itself: null contents (src with
@@ -26,41 +25,83 @@ function readsFromHost(file: Vinyl): boolean {
   return kind !== 'image' && !(kind && BUILD_KINDS.has(kind));
 }
 
-/**
- * Passes files through in order, starting to read the contents of the next few stream files
- * (vinyl-fs `buffer: false`) while the current one is written: opening and reading many small
- * files one after another is latency-bound. Memory stays bounded (files × bytes above). Host
- * files (`read: false`) are read when their turn comes. `release` closes what the writer did
- * not read (a shadowed file).
- */
-export async function* readAhead(files: AsyncIterable<Vinyl>, add: (n: number) => void): AsyncGenerator<{ file: Vinyl; content?: AsyncIterable<Chunk> | undefined; release: () => Promise<void> }> {
-  const queue: Ahead[] = [];
-  const pace = pacer();
-  // One read buffer for every host file of this stream: RofsBuilder.addFile writes each chunk
-  // into the image before it asks for the next, and files are added one at a time.
-  const scratch = Buffer.allocUnsafe(HOST_READ_BUFFER_BYTES);
-  const take = (item: Ahead) => ({
-    file: item.file,
-    content: item.primed ? replay(item.primed) : readsFromHost(item.file) ? fromHost(item.file, scratch, add, pace) : undefined,
-    release: async () => { await dispose(item); },
-  });
-  try {
-    for await (const file of files) {
-      const primed = file.isStream() ? prime(contentChunks(file.contents as unknown as EventStream, add), READ_AHEAD_BYTES) : undefined;
-      queue.push({ file, primed });
-      if (queue.length > READ_AHEAD_FILES) yield take(queue.shift()!);
-    }
-    while (queue.length > 0) yield take(queue.shift()!);
-  } finally {
-    // Stopped early (an error): release the files still being read.
-    for (const item of queue) void dispose(item);
+/** One file as writeImage gets it: the vinyl, its content to read (if any), a way to drop it. */
+export class AheadFile {
+  readonly file: Vinyl;
+  /** Its data is read from `file.path` (a `read: false` vinyl): known before anything is opened. */
+  readonly hostFile: boolean;
+  private readonly primed: Promise<Primed> | undefined;
+  private readonly shared: Shared;
+  private chunks: AsyncIterable<Chunk> | undefined;
+
+  constructor(file: Vinyl, primed: Promise<Primed> | undefined, shared: Shared) {
+    this.file = file;
+    this.primed = primed;
+    this.shared = shared;
+    this.hostFile = !primed && readsFromHost(file);
+  }
+
+  /**
+   * The chunks to write: the read-ahead of stream contents, or the host file read when its turn
+   * comes; undefined for buffer and null contents. Made on first use, so a file whose data is
+   * reused costs nothing.
+   */
+  get content(): AsyncIterable<Chunk> | undefined {
+    if (this.chunks) return this.chunks;
+    if (this.primed) this.chunks = replay(this.primed);
+    else if (this.hostFile) this.chunks = fromHost(this.file, this.shared.scratch, this.shared.add, this.shared.pace);
+    return this.chunks;
+  }
+
+  /** Closes what the writer did not read (a shadowed file). */
+  async release(): Promise<void> {
+    const stream = this.file.contents as { destroy?: () => void } | null;
+    stream?.destroy?.();
+    await (await this.primed)?.rest?.return(undefined);
   }
 }
 
-async function dispose(item: Ahead): Promise<void> {
-  const stream = item.file.contents as { destroy?: () => void } | null;
-  stream?.destroy?.();
-  await (await item.primed)?.rest?.return(undefined);
+interface Shared { scratch: Buffer; add: (n: number) => void; pace: () => Promise<void> }
+
+/**
+ * Hands files over in order, starting to read the contents of the next few stream files
+ * (vinyl-fs `buffer: false`) while the current one is written: opening and reading many small
+ * files one after another is latency-bound. Memory stays bounded (files × bytes above). Host
+ * files (`read: false`) are read when their turn comes, and are not held back when nothing is
+ * being read ahead.
+ *
+ * Synchronous on purpose: the writer's own `for await` loop pushes each file and gets back
+ * the one whose turn it is. An async generator here cost a promise and an iterator result per
+ * file, which measured as the largest share of a watch rebuild's garbage.
+ */
+export class ReadAhead {
+  private readonly queue: AheadFile[] = [];
+  private readonly shared: Shared;
+
+  constructor(add: (n: number) => void) {
+    // One read buffer for every host file of this build: RofsBuilder.addFile writes each chunk
+    // into the image before it asks for the next, and files are added one at a time.
+    this.shared = { scratch: Buffer.allocUnsafe(HOST_READ_BUFFER_BYTES), add, pace: pacer() };
+  }
+
+  /** Takes the next input file; returns the file whose turn it is now, if any. */
+  push(file: Vinyl): AheadFile | undefined {
+    const primed = file.isStream() ? prime(contentChunks(file.contents as unknown as EventStream, this.shared.add), READ_AHEAD_BYTES) : undefined;
+    const item = new AheadFile(file, primed, this.shared);
+    if (!primed && this.queue.length === 0) return item;
+    this.queue.push(item);
+    return this.queue.length > READ_AHEAD_FILES ? this.queue.shift() : undefined;
+  }
+
+  /** At the end of the input: the next file still queued. */
+  shift(): AheadFile | undefined {
+    return this.queue.shift();
+  }
+
+  /** Stopped early (an error): releases the files still being read. */
+  releaseAll(): void {
+    for (const item of this.queue.splice(0)) void item.release();
+  }
 }
 
 /**
@@ -106,4 +147,22 @@ async function* replay(primed: Promise<Primed>): AsyncGenerator<Chunk> {
   for (const chunk of chunks) yield chunk;
   if (error !== undefined) throw error;
   if (rest) yield* rest;
+}
+
+/**
+ * The same hand-over as an async iterable, for consumers that take files one by one and do not
+ * count promises (collect, compose-remote): each file with its content (stream contents read
+ * ahead, host files read when their turn comes) and a way to drop a shadowed one.
+ */
+export async function* readAhead(files: AsyncIterable<Vinyl>, add: (n: number) => void): AsyncGenerator<{ file: Vinyl; content: AsyncIterable<Chunk> | undefined; release(): Promise<void> }> {
+  const ahead = new ReadAhead(add);
+  try {
+    for await (const file of files) {
+      const item = ahead.push(file);
+      if (item) yield { file: item.file, content: item.content, release: () => item.release() };
+    }
+    for (let item = ahead.shift(); item; item = ahead.shift()) yield { file: item.file, content: item.content, release: () => item.release() };
+  } finally {
+    ahead.releaseAll();
+  }
 }

@@ -3,6 +3,7 @@
 // lib/commands/compose.ts, collect.ts, lib/manifest/templates.ts), printing what Capstan prints.
 import path from 'node:path';
 import { collectPackage } from '../../commands/collect.js';
+import { composeRemote } from '../../commands/compose-remote.js';
 import { buildOptions, composeWith } from '../../commands/compose.js';
 import { ImageError } from '../../errors.js';
 import { formatBytes } from '../../log.js';
@@ -99,6 +100,27 @@ const collect: Command = {
       require: require.length ? require : undefined, bootstrap: bool(p, 'remote') ? 'osv.compose-remote' : undefined,
     });
     ctx.out.line(`Collected ${result.files} files (${formatBytes(result.bytes)}), ${result.directories} folders and ${result.symlinks} symlinks into ${result.dir}`);
+  },
+};
+
+const composeRemoteCommand: Command = {
+  name: 'compose-remote',
+  usage: 'composes the package and all its dependencies and uploads resulting files into remote OSv instance',
+  args: '<host-or-ip>',
+  description: [
+    'Streams the files a compose would lay out, as cpio, to a running OSv guest whose cpiod',
+    '(/tools/cpiod.so) listens on port 10000 (host:port for another port): a hot update of a live',
+    "VM with a writable (ZFS) root. osv.compose-remote takes osv.bootstrap's place, as in Capstan.",
+  ].join('\n'),
+  flags: [VERBOSE, PULL_MISSING, REQUIRE],
+  async run(ctx, p) {
+    expectArgs(p.args, 1, 'usage: capstan package compose-remote <host-or-ip>', ctx.path);
+    const require = list(p, 'require');
+    const sent = await composeRemote({
+      ...buildRemote(ctx), events: ctx.out.events, cwd: ctx.cwd, host: p.args[0]!, pullMissing: bool(p, 'pull-missing'), verbose: bool(p, 'verbose'),
+      require: require.length ? require : undefined,
+    });
+    ctx.out.line(`Uploaded ${sent.files} files (${formatBytes(sent.fileBytes)}), ${sent.directories} folders and ${sent.symlinks} symlinks to ${sent.host}:${sent.port}`);
   },
 };
 
@@ -260,5 +282,5 @@ const init: Command = {
 export const packageCommand: Command = {
   name: 'package',
   usage: 'package manipulation tools',
-  subcommands: [init, build, compose, collect, listCommand, importCommand, search, pull, describe, update],
+  subcommands: [init, build, compose, composeRemoteCommand, collect, listCommand, importCommand, search, pull, describe, update],
 };
