@@ -49,6 +49,22 @@ export class VmError extends CapstanError { override name = 'VmError'; }
 export class HostError extends CapstanError { override name = 'HostError'; }
 /** capstan.src: a glob, an option, or a file it could not list or read. */
 export class SourceError extends CapstanError { override name = 'SourceError'; }
+/**
+ * A cloud or hypervisor API (OpenStack Keystone/Glance/Nova/Neutron, libvirt) refused or failed
+ * a call: `service` names it, `status` is its HTTP status when there was one, and the message
+ * carries what the service itself said.
+ */
+export class CloudError extends CapstanError {
+  override name = 'CloudError';
+  readonly service: string | undefined;
+  readonly status: number | undefined;
+
+  constructor(problem: string, details: CapstanErrorDetails & { service?: string | undefined; status?: number | undefined }) {
+    super(problem, details);
+    this.service = details.service;
+    this.status = details.status;
+  }
+}
 
 function formatMessage(problem: string, d: CapstanErrorDetails): string {
   let where = d.file ?? '';

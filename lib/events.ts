@@ -18,6 +18,10 @@ export type CapstanEvent =
   | { event: 'vm-start'; pid: number | undefined; instance: string; forwards: ForwardEvent[] }
   | { event: 'vm-ready'; instance: string; ms: number }
   | { event: 'vm-exit'; instance: string; status: number | null; signal?: string | null | undefined; reason?: string | undefined }
+  | { event: 'upload'; target: 'glance' | 'libvirt'; image: string; bytes: number; total: number; done: boolean }
+  | { event: 'image-pushed'; target: 'glance' | 'libvirt'; id: string; name: string; size: number; checksum?: string | undefined; ms: number }
+  | { event: 'flavor'; id: string; name: string; disk: number; ram: number; vcpus: number; picked: boolean }
+  | { event: 'server'; id: string; name: string; status: string; reservation?: string | undefined; ms: number; fault?: string | undefined }
   | { event: 'warning'; message: string; code?: string | undefined; file?: string | undefined; line?: number | undefined }
   | { event: 'error'; code?: string | undefined; message: string; file?: string | undefined; line?: number | undefined };
 

@@ -33,3 +33,4 @@ export type { NodeManifestOptions } from './runtimes/node-manifest.js';
 export type { JavaManifestOptions } from './runtimes/java-manifest.js';
 export type { PythonManifestOptions } from './runtimes/python-manifest.js';
 export { readJarManifest } from './runtimes/jar.js';
+export * from './cloud/index.js';

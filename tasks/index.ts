@@ -4,7 +4,8 @@
 //   gulp.registry(new CapstanRegistry());   // or new CapstanRegistry({ ...options })
 //
 // gives `unikernel`, `unikernel:run`, `unikernel:watch`, `unikernel:clean`,
-// `unikernel:instances` and `unikernel:stop`. Or take the tasks as functions
+// `unikernel:instances` and `unikernel:stop`, and for other machines `unikernel:push`,
+// `unikernel:stack-run` (OpenStack) and `unikernel:libvirt` (any libvirt host). Or take the tasks as functions
 // (`export const { unikernel } = capstanTasks()`) for gulpfiles that export their tasks.
 // Each task is the five steps in one pipeline(): copy one into a gulpfile to change it.
 import { mkdir, readdir, rm } from 'node:fs/promises';
@@ -20,8 +21,9 @@ import { mergeOptions, packageJsonOptions, stepOptions, type StepOptions, type U
 import { BUILD_FLAGS, parseTaskFlags, RUN_FLAGS } from './flags.js';
 import { reportFailure, taskConsole, type TaskConsole } from './console.js';
 import { watchAndReboot } from './watch.js';
+import { libvirtTask, LIBVIRT_FLAGS, PUSH_FLAGS, pushTask, STACK_RUN_FLAGS, stackRunTask, type StackTaskOptions } from './stack.js';
 
-export interface CapstanTaskOptions extends UnikernelOptions {
+export interface CapstanTaskOptions extends UnikernelOptions, StackTaskOptions {
   /** Task names start with this. Default `unikernel`. */
   prefix?: string | undefined;
   /** The command line to read flags from. Default process.argv. */
@@ -41,6 +43,9 @@ export interface CapstanTasks {
   clean: CapstanTask;
   instances: CapstanTask;
   stop: CapstanTask;
+  push: CapstanTask;
+  stackRun: CapstanTask;
+  libvirt: CapstanTask;
 }
 
 /**
@@ -134,7 +139,39 @@ export function capstanTasks(options: CapstanTaskOptions = {}): CapstanTasks {
     out.line(`${prefix}:stop: ${s.name}: ${outcome === 'gone' ? 'was not running' : `stopped (${outcome})`}`);
   });
 
-  return { unikernel, run, watch, clean, instances, stop };
+  /** Composes the image like the `unikernel` task, then runs `after` on it. */
+  const composeThen = async (after: (s: StepOptions, out: TaskConsole) => Promise<void>) => {
+    const { s, out } = settingsFor(options);
+    await mkdir(path.dirname(s.out), { recursive: true });
+    try {
+      await pipeline(
+        src(s.files, { cwd: s.cwd, dot: true, ignore: s.exclude }),
+        resolveManifest(s.manifest), fetchPackages(s.packages), layoutFiles(s.layout), writeImage(s.image),
+        drain(),
+      );
+      await after(s, out);
+    } catch (error) {
+      throw reportFailure(error, out);
+    }
+  };
+  const argv = () => (options.argv ? [...options.argv] : process.argv.slice(2));
+
+  const push = task(`${prefix}:push`, 'Compose the image and upload it to OpenStack Glance (capstan stack push), credentials from OS_* or clouds.yaml', { ...PUSH_FLAGS, ...BUILD_FLAGS },
+    () => composeThen((s, out) => pushTask(s, out, options, argv())));
+
+  const stackRun = task(`${prefix}:stack-run`, 'Boot --count servers on OpenStack from the pushed image (capstan stack run), wait until they are ACTIVE', STACK_RUN_FLAGS, async () => {
+    const { s, out } = settingsFor(options);
+    try {
+      await stackRunTask(s, out, options, argv());
+    } catch (error) {
+      throw reportFailure(error, out);
+    }
+  });
+
+  const libvirt = task(`${prefix}:libvirt`, 'Compose and boot the image on a libvirt host (--uri), the console on the terminal, until the guest exits or Ctrl+C', LIBVIRT_FLAGS,
+    () => composeThen((s, out) => libvirtTask(s, out, options, argv())));
+
+  return { unikernel, run, watch, clean, instances, stop, push, stackRun, libvirt };
 }
 
 /** The minimal registry surface gulp (undertaker) uses. */

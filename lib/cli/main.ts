@@ -14,6 +14,7 @@ import { importCommand, imagesCommand, infoCommand, pullCommand, rmiCommand } fr
 import { deleteCommand, instancesCommand, runCommand, stopCommand } from './commands/instances.js';
 import { packageCommand } from './commands/package.js';
 import { runtimeCommand } from './commands/runtime.js';
+import { stackCommand } from './commands/stack.js';
 import { volumeCommand } from './commands/volume.js';
 import { EX_OK, UsageError } from './exit-codes.js';
 import { commandHelp, rootHelp } from './help.js';
@@ -21,7 +22,7 @@ import { CliOutput, type CliStreams } from './output.js';
 
 export const COMMANDS: readonly Command[] = [
   configCommand, infoCommand, importCommand, pullCommand, rmiCommand, runCommand, composeCommand,
-  imagesCommand, instancesCommand, stopCommand, deleteCommand, packageCommand, runtimeCommand, volumeCommand,
+  imagesCommand, instancesCommand, stopCommand, deleteCommand, packageCommand, stackCommand, runtimeCommand, volumeCommand,
 ];
 
 const GLOBAL_FLAGS: readonly FlagSpec[] = [
@@ -35,8 +36,8 @@ const GLOBAL_FLAGS: readonly FlagSpec[] = [
 const NOTES = [
   'Capstan\'s commands, flags, tables and exit codes (64: usage, 65: data, 1: other failures),',
   'made by gulp-capstan: images are ROFS, written without qemu-img or qemu-nbd. Not here:',
-  'build (Capstanfile mode; package compose reads a Capstanfile), search (S3 images),',
-  'package compose-remote, stack/openstack, and hypervisors other than QEMU.',
+  'build (Capstanfile mode; package compose reads a Capstanfile), search (S3 images), and',
+  'hypervisors other than QEMU (run --target libvirt runs on any libvirt host).',
 ].join('\n');
 
 export interface MainOptions extends Partial<CliStreams> {

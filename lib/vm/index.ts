@@ -18,3 +18,4 @@ export { runtimeCmdline, type RuntimeCmdlineOptions } from './runtime-cmdline.js
 export { readDiskCmdline } from './overlay.js';
 export type { ShutdownOutcome } from './shutdown.js';
 export { runUploadVm, guestFailureLine, UploadVmError, CPIOD_READY, CPIOD_FINISHED, type UploadVmOptions, type UploadVmResult, type UploadSink, type UploadStage } from './zfs-builder.js';
+export * from './libvirt/index.js';

@@ -10,7 +10,9 @@
 //   PART:<hex of the first 16 bytes of the partition named by the MBR entry at 0x1CE>
 // then writes 0x10 to the isa-debug-exit port 0xf4, so QEMU exits with status 33
 // (`-device isa-debug-exit,iobase=0xf4,iosize=0x04`). A failed disk read prints
-// READ-ERROR and exits with status 35.
+// READ-ERROR and exits with status 35. In `wait` mode it prints the same, then halts in a loop
+// until it is stopped from outside: a guest that stays up, as under Nova or libvirt (which have
+// no isa-debug-exit, and whose console is only served while the guest runs).
 //
 // The returned file is a raw "loader" shaped like a real one: the boot sector, zeros up to
 // 0x10000, then `count32` chunks of 32 KiB standing in for lzloader.elf (file size
@@ -89,8 +91,10 @@ init:
   loop 1b
   call crlf
 
+.if WAIT == 0
   movb $0x10, %al                 # isa-debug-exit: QEMU exits with (0x10 << 1) | 1 = 33
   outb %al, $0xf4
+.endif
 halt:
   hlt
   jmp halt
@@ -159,20 +163,24 @@ msg_error:   .asciz "READ-ERROR\r\n"
 export interface StandInOptions {
   /** Number of 32 KiB "kernel" chunks after 0x10000 (default 3: a 160 KiB loader). */
   count32?: number;
+  /** `exit` (default): leave QEMU through isa-debug-exit after the report; `wait`: halt in a loop instead. */
+  mode?: 'exit' | 'wait';
 }
 
 /**
  * Assembles the stand-in boot sector in `dir` and writes the padded loader there.
- * Resolves with the loader's path (`<dir>/stand-in-loader.raw`).
+ * Resolves with the loader's path (`<dir>/stand-in-loader.raw`, or `stand-in-loader-wait.raw`).
  */
 export async function buildStandInLoader(dir: string, options: StandInOptions = {}): Promise<string> {
   const count32 = options.count32 ?? 3;
+  const wait = options.mode === 'wait';
+  const suffix = wait ? '-wait' : '';
   await mkdir(dir, { recursive: true });
-  const source = path.join(dir, 'stand-in-boot16.S');
-  const object = path.join(dir, 'stand-in-boot16.o');
-  const binary = path.join(dir, 'stand-in-boot16.bin');
+  const source = path.join(dir, `stand-in-boot16${suffix}.S`);
+  const object = path.join(dir, `stand-in-boot16${suffix}.o`);
+  const binary = path.join(dir, `stand-in-boot16${suffix}.bin`);
   await writeFile(source, BOOT_SECTOR_SOURCE);
-  await execa('as', ['--32', `--defsym`, `COUNT32=${count32}`, '-o', object, source]);
+  await execa('as', ['--32', '--defsym', `COUNT32=${count32}`, '--defsym', `WAIT=${wait ? 1 : 0}`, '-o', object, source]);
   await execa('ld', ['-m', 'elf_i386', '-Ttext', '0x7c00', '-e', '_start', '--oformat', 'binary', '-o', binary, object]);
   const boot = await readFile(binary);
   if (boot.length !== 512 || boot[510] !== 0x55 || boot[511] !== 0xaa) {
@@ -183,7 +191,7 @@ export async function buildStandInLoader(dir: string, options: StandInOptions = 
   // The "kernel" area: a recognisable pattern, so tests can check the loader bytes survive.
   const marker = Buffer.from('STAND-IN KERNEL ');
   for (let off = 65536; off < loader.length; off += marker.length) marker.copy(loader, off);
-  const out = path.join(dir, 'stand-in-loader.raw');
+  const out = path.join(dir, `stand-in-loader${suffix}.raw`);
   await writeFile(out, loader);
   return out;
 }

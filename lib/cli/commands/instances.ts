@@ -20,6 +20,7 @@ import { EX_INTERRUPTED, UsageError } from '../exit-codes.js';
 import { goColumns } from '../table.js';
 import { envFlags, expectArgs, intFlag, oneOf } from '../values.js';
 import { checkHypervisor } from './images.js';
+import { deleteOnLibvirt, libvirtInstancesTable, POOL_FLAG, runOnLibvirt, stopOnLibvirt, TARGET_FLAGS, wantsLibvirt } from './libvirt.js';
 
 /** How long a VM gets to power off when Ctrl+C stops it, before QEMU is ended. */
 const STOP_GRACE_MS = 3000;
@@ -59,6 +60,8 @@ export const runCommand: Command = {
     { name: 'env', type: 'string', multiple: true, usage: 'environment variable e.g. PORT=8000' },
     { name: 'volume', type: 'string', multiple: true, usage: '{path}[:{key=val}], e.g. ./volume.img:format=raw; defaults :format=raw:aio=native:cache=none' },
     { name: 'detach', type: 'boolean', usage: 'leave the VM running in the background once it is up (not in Capstan)' },
+    ...TARGET_FLAGS,
+    POOL_FLAG,
     JSON_FLAG,
   ],
   run: runVm,
@@ -71,6 +74,7 @@ function runtimeFlags(ctx: CommandContext, p: ParsedArgs) {
 }
 
 async function runVm(ctx: CommandContext, p: ParsedArgs): Promise<number> {
+  if (wantsLibvirt(p, ctx.path)) return runOnLibvirt(ctx, p);
   if (p.args.length > 1) throw new UsageError('too many arguments; usage: capstan run [instance-name] (or capstan run -i image [instance-name])', ctx.path);
   if (checkHypervisor(str(p, 'p') ?? 'qemu') !== 'qemu') {
     throw new VmError(`hypervisor '${str(p, 'p')}' is not supported here`, { code: 'E_HYPERVISOR', hint: 'Only QEMU runs images here; drop -p, or use Capstan itself for vbox, vmw, gce and hkit.' });
@@ -195,9 +199,11 @@ export const instancesCommand: Command = {
   name: 'instances',
   aliases: ['I'],
   usage: 'list instances',
-  description: 'Persisted instances (run --persist), as Capstan lists them, and the running ones.',
+  description: 'Persisted instances (run --persist), as Capstan lists them, and the running ones.\nWith --target libvirt: the domains gulp-capstan defined on that libvirt host.',
+  flags: TARGET_FLAGS,
   async run(ctx, p) {
     expectArgs(p.args, 0, 'usage: capstan instances', ctx.path);
+    if (wantsLibvirt(p, ctx.path)) { ctx.out.write(await libvirtInstancesTable(ctx, p)); return; }
     const widths = [35, 10, 10, 15];
     let text = `${goColumns(['Name', 'Platform', 'Status', 'Image'], widths)}\n`;
     for (const i of await listInstances({ root: ctx.root })) {
@@ -212,8 +218,10 @@ export const stopCommand: Command = {
   name: 'stop',
   usage: 'stop an instance',
   args: '[instance-name]',
+  flags: TARGET_FLAGS,
   async run(ctx, p) {
     expectArgs(p.args, 1, 'usage: capstan stop [instance_name]', ctx.path);
+    if (wantsLibvirt(p, ctx.path)) { ctx.out.line(await stopOnLibvirt(ctx, p, p.args[0]!)); return; }
     const outcome = await stopInstance(p.args[0]!, { root: ctx.root });
     ctx.out.line(outcome === 'gone' ? `Instance ${p.args[0]} was not running` : `Stopped instance: ${p.args[0]}`);
   },
@@ -223,8 +231,10 @@ export const deleteCommand: Command = {
   name: 'delete',
   usage: 'delete an instance',
   args: '[instance-name]',
+  flags: TARGET_FLAGS,
   async run(ctx, p) {
     expectArgs(p.args, 1, 'usage: capstan delete [instance_name]', ctx.path);
+    if (wantsLibvirt(p, ctx.path)) { ctx.out.line(await deleteOnLibvirt(ctx, p, p.args[0]!)); return; }
     await deleteInstance(p.args[0]!, { root: ctx.root });
     ctx.out.line(`Deleted instance: ${p.args[0]}`);
   },
