@@ -37,6 +37,12 @@ export class CapstanError extends Error {
     this.column = details.column;
     this.hint = details.hint;
     this.shortMessage = problem;
+    // Fields without a value are not listed (still readable as undefined): reporters that
+    // serialise an error's own fields (ava's TAP output through js-yaml, gulp's Details block)
+    // choke on undefined or print noise.
+    for (const key of ['file', 'line', 'column', 'hint'] as const) {
+      if (this[key] === undefined) Object.defineProperty(this, key, { value: undefined, enumerable: false, writable: false, configurable: true });
+    }
   }
 }
 

@@ -34,7 +34,8 @@ export async function shutdownQemu(plan: ShutdownPlan): Promise<ShutdownOutcome>
       await qmp.execute('system_powerdown', undefined, 2000).catch(() => undefined);
       if (await within(plan.graceMs)) return 'powerdown';
       await qmp.execute('quit', undefined, 2000).catch(() => undefined);
-      if (await within(2000)) return 'quit';
+      // QEMU exits within milliseconds of `quit` on an idle machine; give a loaded one time.
+      if (await within(5000)) return 'quit';
     }
   } finally {
     qmp?.close();
