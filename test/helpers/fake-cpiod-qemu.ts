@@ -46,6 +46,10 @@ say('OSv v0.57.0-fake (stand-in)');
 const server = net.createServer((socket) => {
   server.close();
   const cpio = spawn('cpio', ['-idm', '--no-absolute-filenames', '--quiet'], { cwd: path.join(out, 'tree'), stdio: ['pipe', 'ignore', 'inherit'] });
+  // GNU cpio exits at the trailer, which can come before the socket's 'end': wait on its exit
+  // from the start (a listener added later would miss it), and ignore writes after it left.
+  const cpioExit = new Promise<number | null>((resolve) => cpio.on('close', resolve));
+  cpio.stdin.on('error', () => {});
   let received = 0;
   socket.on('data', (chunk: Buffer) => {
     received += chunk.length;
@@ -63,14 +67,14 @@ const server = net.createServer((socket) => {
   socket.on('end', () => {
     cpio.stdin.end();
     raw.end();
-    cpio.on('close', async (code) => {
+    void cpioExit.then(async (code) => {
       if (code !== 0) { say(`cpio failed with status ${code}`); socket.destroy(); process.exit(2); }
       if (mode !== 'nolabel') await writeLabels();
       say('cpiod finished');
       socket.end();
       if (mode === 'hang') return;
       setTimeout(() => process.exit(0), 50);
-    });
+    }).catch((error: unknown) => { process.stderr.write(`fake cpiod: ${String(error)}\n`); process.exit(3); });
   });
 });
 server.on('error', (error: NodeJS.ErrnoException) => {
