@@ -18,6 +18,7 @@ async function receiver(into: string): Promise<{ port: number; done: Promise<voi
   const done = new Promise<void>((r) => { finish = r; });
   const server = net.createServer((socket) => {
     const cpio = spawn('cpio', ['-idmu', '--no-absolute-filenames', '--quiet'], { cwd: into, stdio: ['pipe', 'ignore', 'inherit'] });
+    cpio.stdin.on('error', () => {}); // cpio leaves at the trailer; padding after it is not an error
     socket.pipe(cpio.stdin);
     cpio.on('exit', () => { socket.end(); server.close(); finish(); });
   });
