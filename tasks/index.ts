@@ -10,7 +10,7 @@
 // Each task is the five steps in one pipeline(): copy one into a gulpfile to change it.
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import DefaultRegistry from 'undertaker-registry';
 import type Vinyl from 'vinyl';
@@ -80,34 +80,31 @@ function task(name: string, description: string, flags: Record<string, string> |
 export function capstanTasks(options: CapstanTaskOptions = {}): CapstanTasks {
   const prefix = options.prefix ?? 'unikernel';
 
-  const unikernel = task(prefix, 'Compose the project into an OSv unikernel image (build/<folder>.qcow2), pulling the loader and packages when missing', BUILD_FLAGS, async () => {
+  /**
+   * The project's files through the steps (and `bootVm` when `boot` makes one), then `after` on
+   * the image; a failure is reported once. Every composing task is this.
+   */
+  const compose = async (boot?: (s: StepOptions, out: TaskConsole) => Transform, after?: (s: StepOptions, out: TaskConsole) => Promise<void>) => {
     const { s, out } = settingsFor(options);
     await mkdir(path.dirname(s.out), { recursive: true });
     try {
-      await pipeline(
+      await pipeline([
         src(s.files, { cwd: s.cwd, dot: true, ignore: s.exclude }),
         resolveManifest(s.manifest), fetchPackages(s.packages), layoutFiles(s.layout), writeImage(s.image),
+        ...(boot ? [boot(s, out)] : []),
         drain(),
-      );
+      ]);
+      await after?.(s, out);
     } catch (error) {
       throw reportFailure(error, out);
     }
-  });
+  };
 
-  const run = task(`${prefix}:run`, 'Compose and boot the image in the foreground, the console on the terminal, until the guest exits or Ctrl+C', RUN_FLAGS, async () => {
-    const { s, out } = settingsFor(options);
-    await mkdir(path.dirname(s.out), { recursive: true });
-    try {
-      await pipeline(
-        src(s.files, { cwd: s.cwd, dot: true, ignore: s.exclude }),
-        resolveManifest(s.manifest), fetchPackages(s.packages), layoutFiles(s.layout), writeImage(s.image),
-        bootVm({ ...s.vm, echo: out.console, logTo: out.logTo, until: 'exit' }),
-        drain(),
-      );
-    } catch (error) {
-      throw reportFailure(error, out);
-    }
-  });
+  const unikernel = task(prefix, 'Compose the project into an OSv unikernel image (build/<folder>.qcow2), pulling the loader and packages when missing', BUILD_FLAGS,
+    () => compose());
+
+  const run = task(`${prefix}:run`, 'Compose and boot the image in the foreground, the console on the terminal, until the guest exits or Ctrl+C', RUN_FLAGS,
+    () => compose((s, out) => bootVm({ ...s.vm, echo: out.console, logTo: out.logTo, until: 'exit' })));
 
   const watch = task(`${prefix}:watch`, 'Compose, boot, then rebuild and reboot on every change (Ctrl+C stops the VM)', RUN_FLAGS, async () => {
     const { s, out } = settingsFor(options);
@@ -139,25 +136,10 @@ export function capstanTasks(options: CapstanTaskOptions = {}): CapstanTasks {
     out.line(`${prefix}:stop: ${s.name}: ${outcome === 'gone' ? 'was not running' : `stopped (${outcome})`}`);
   });
 
-  /** Composes the image like the `unikernel` task, then runs `after` on it. */
-  const composeThen = async (after: (s: StepOptions, out: TaskConsole) => Promise<void>) => {
-    const { s, out } = settingsFor(options);
-    await mkdir(path.dirname(s.out), { recursive: true });
-    try {
-      await pipeline(
-        src(s.files, { cwd: s.cwd, dot: true, ignore: s.exclude }),
-        resolveManifest(s.manifest), fetchPackages(s.packages), layoutFiles(s.layout), writeImage(s.image),
-        drain(),
-      );
-      await after(s, out);
-    } catch (error) {
-      throw reportFailure(error, out);
-    }
-  };
   const argv = () => (options.argv ? [...options.argv] : process.argv.slice(2));
 
   const push = task(`${prefix}:push`, 'Compose the image and upload it to OpenStack Glance (capstan stack push), credentials from OS_* or clouds.yaml', { ...PUSH_FLAGS, ...BUILD_FLAGS },
-    () => composeThen((s, out) => pushTask(s, out, options, argv())));
+    () => compose(undefined, (s, out) => pushTask(s, out, options, argv())));
 
   const stackRun = task(`${prefix}:stack-run`, 'Boot --count servers on OpenStack from the pushed image (capstan stack run), wait until they are ACTIVE', STACK_RUN_FLAGS, async () => {
     const { s, out } = settingsFor(options);
@@ -169,7 +151,7 @@ export function capstanTasks(options: CapstanTaskOptions = {}): CapstanTasks {
   });
 
   const libvirt = task(`${prefix}:libvirt`, 'Compose and boot the image on a libvirt host (--uri), the console on the terminal, until the guest exits or Ctrl+C', LIBVIRT_FLAGS,
-    () => composeThen((s, out) => libvirtTask(s, out, options, argv())));
+    () => compose(undefined, (s, out) => libvirtTask(s, out, options, argv())));
 
   return { unikernel, run, watch, clean, instances, stop, push, stackRun, libvirt };
 }
