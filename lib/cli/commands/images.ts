@@ -1,11 +1,15 @@
 // The local image repository: `images` (`i`), `pull`, `rmi`, `import`, `info`
 // (lib/repository/images.ts, pull.ts, lib/image/probe.ts), printed as Capstan prints them.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { capstanInfo } from '../../image/probe.js';
 import { importImage, listImages, removeImage } from '../../repository/images.js';
+import { checkRepositoryName } from '../../repository/remote/remote.js';
+import { repositoryImagePath } from '../../repository/root.js';
 import { pullImage, pullLoader } from '../../repository/pull.js';
-import { RepositoryError } from '../../errors.js';
+import { RepositoryError, VmError } from '../../errors.js';
 import { str } from '../args.js';
-import { JSON_FLAG, remoteOptions, type Command } from '../command.js';
+import { JSON_FLAG, remoteOptions, type Command, type CommandContext } from '../command.js';
 import { fileInfoHeader, imageRow } from '../table.js';
 import { expectArgs } from '../values.js';
 
@@ -103,3 +107,16 @@ export const infoCommand: Command = {
   },
 };
 
+/** An image file, or a repository image by name (`capstan run <image>`, `--target libvirt`). */
+export function imageFile(image: string, ctx: CommandContext): string {
+  const asFile = path.resolve(ctx.cwd, image);
+  if (existsSync(asFile) && !existsSync(path.join(asFile, 'index.yaml'))) return asFile;
+  checkRepositoryName(image, 'image', true);
+  const inRepository = repositoryImagePath(image, ctx.root);
+  if (!existsSync(inRepository)) {
+    throw new VmError(`${image}: no such image at: ${inRepository}`, {
+      code: 'E_VM_IMAGE', file: inRepository, hint: `Compose it (capstan package compose ${image}), import it (capstan import), or pull it (capstan pull).`,
+    });
+  }
+  return inRepository;
+}

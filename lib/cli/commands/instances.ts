@@ -19,7 +19,7 @@ import { buildRemote, JSON_FLAG, type Command, type CommandContext } from '../co
 import { EX_INTERRUPTED, UsageError } from '../exit-codes.js';
 import { goColumns } from '../table.js';
 import { envFlags, expectArgs, intFlag, oneOf } from '../values.js';
-import { checkHypervisor } from './images.js';
+import { checkHypervisor, imageFile } from './images.js';
 import { deleteOnLibvirt, libvirtInstancesTable, POOL_FLAG, runOnLibvirt, stopOnLibvirt, TARGET_FLAGS, wantsLibvirt } from './libvirt.js';
 
 /** How long a VM gets to power off when Ctrl+C stops it, before QEMU is ended. */
@@ -179,20 +179,6 @@ function projectName(cwd: string): string {
     });
   }
   return instanceNameFor(cwd);
-}
-
-/** An image file, or a repository image by name. */
-function imageFile(image: string, ctx: CommandContext): string {
-  const asFile = path.resolve(ctx.cwd, image);
-  if (existsSync(asFile) && !existsSync(path.join(asFile, 'index.yaml'))) return asFile;
-  checkRepositoryName(image, 'image', true);
-  const inRepository = repositoryImagePath(image, ctx.root);
-  if (!existsSync(inRepository)) {
-    throw new VmError(`${image}: no such image at: ${inRepository}`, {
-      code: 'E_VM_IMAGE', file: inRepository, hint: `Compose it (capstan package compose ${image}), import it (capstan import), or pull it (capstan pull).`,
-    });
-  }
-  return inRepository;
 }
 
 export const instancesCommand: Command = {

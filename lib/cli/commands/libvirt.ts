@@ -3,10 +3,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { CloudError } from '../../errors.js';
-import { checkRepositoryName } from '../../repository/remote/remote.js';
-import { repositoryImagePath } from '../../repository/root.js';
 import { bootLibvirt, deleteLibvirtInstance, listLibvirtInstances, stopLibvirtInstance, type LibvirtVm } from '../../vm/libvirt/libvirt.js';
 import { instanceNameFor } from '../../vm/instances.js';
+import { imageFile } from './images.js';
 import { bool, list, str, type FlagSpec, type ParsedArgs } from '../args.js';
 import type { CommandContext } from '../command.js';
 import { EX_INTERRUPTED, UsageError } from '../exit-codes.js';
@@ -76,19 +75,6 @@ export async function runOnLibvirt(ctx: CommandContext, p: ParsedArgs): Promise<
     throw new CloudError(`the domain ${vm.name} crashed`, { code: 'E_VM_FAILED', hint: 'See the console output above, and the QEMU log on the host (/var/log/libvirt/qemu/).' });
   }
   return 0;
-}
-
-function imageFile(image: string, ctx: CommandContext): string {
-  const asFile = path.resolve(ctx.cwd, image);
-  if (existsSync(asFile) && !existsSync(path.join(asFile, 'index.yaml'))) return asFile;
-  checkRepositoryName(image, 'image', true);
-  const inRepository = repositoryImagePath(image, ctx.root);
-  if (!existsSync(inRepository)) {
-    throw new CloudError(`${image}: no such image at: ${inRepository}`, {
-      code: 'E_VM_IMAGE', file: inRepository, hint: `Compose it (capstan package compose ${image}), import it (capstan import), or pull it (capstan pull).`,
-    });
-  }
-  return inRepository;
 }
 
 /** `capstan instances --target libvirt`: the table local instances get, platform "libvirt". */
