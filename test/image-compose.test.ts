@@ -231,3 +231,49 @@ test('a process killed while writing leaves the previous image at out (only a te
   const residue = (await readdir(dir)).filter((n) => n.startsWith('.app.qcow2.') && n.endsWith('.tmp'));
   t.is(residue.length, 1, 'the killed writer leaves only its temp file');
 });
+
+// How gulp ends a failed task (process.exit while a step downstream of the failure still
+// writes), and Ctrl+C / kill: the unfinished image's temp file goes with the process. SIGKILL
+// (above) is the one ending nothing can clean up after.
+for (const ending of ['process.exit(1)', 'SIGINT', 'SIGTERM', 'SIGINT with a listener of the app\'s own'] as const) {
+  test(`a process that ends while writing (${ending}) leaves no temp file, and the previous image at out`, async (t) => {
+    const dir = await tempDir(t);
+    const loader = await buildStandInLoader(path.join(dir, 'loader'));
+    const out = path.join(dir, 'app.qcow2');
+    await compose(out, loader, randomTree(12, 10), 'qcow2', '/previous');
+    const before = sha(await readFile(out));
+    const script = path.join(dir, 'writer.mts');
+    const composeModule = new URL('../lib/image/compose.ts', import.meta.url).href;
+    const ownListener = ending.includes('listener');
+    await writeFile(script, `
+      import { ImageComposer } from ${JSON.stringify(composeModule)};
+      ${ownListener ? "process.on('SIGINT', () => { process.stdout.write('app got SIGINT\\n'); setTimeout(() => process.exit(3), 300); });" : ''}
+      const c = await ImageComposer.open({ out: ${JSON.stringify(out)}, loader: ${JSON.stringify(loader)} });
+      await c.addFile('/big', Buffer.alloc(3 * 1024 * 1024, 7));
+      await c.addFile('/endless', (async function* () {
+        process.stdout.write('writing\\n');
+        ${ending === 'process.exit(1)' ? 'setTimeout(() => process.exit(1), 100);' : ''}
+        for (;;) { yield Buffer.alloc(65536, 1); await new Promise((r) => setTimeout(r, 50)); }
+      })());
+    `);
+    const child = execa(process.execPath, ['--import=tsx', script], { reject: false });
+    const residue = async () => (await readdir(dir)).filter((n) => n.startsWith('.app.qcow2.'));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('writing')) resolve(); });
+      child.then((r) => (ending === 'process.exit(1)' ? resolve() : reject(new Error(`writer exited early: ${r.stderr}`))), reject);
+    });
+    if (ending.startsWith('SIGINT')) child.kill('SIGINT');
+    if (ending === 'SIGTERM') child.kill('SIGTERM');
+    if (ownListener) {
+      // The app's listener keeps the process for now: its build goes on, temp file and all.
+      await new Promise((r) => setTimeout(r, 100));
+      t.is((await residue()).length, 1, 'the temp file stays while the process lives');
+    }
+    const result = await child;
+    if (ending === 'process.exit(1)') t.is(result.exitCode, 1);
+    else if (ownListener) t.is(result.exitCode, 3, 'the app decided how to end');
+    else t.is(result.signal, ending as NodeJS.Signals, 'the process still dies of the signal');
+    t.deepEqual(await residue(), []);
+    t.is(sha(await readFile(out)), before);
+  });
+}

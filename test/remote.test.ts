@@ -237,6 +237,21 @@ test('a download killed mid-way (the process dies) leaves nothing a later build 
   t.deepEqual(await readFile(pulled.path), w.loader);
 });
 
+test('a download interrupted by Ctrl+C or SIGTERM removes its .part as the process goes', async (t) => {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const w = await world(t);
+    w.server.fault('/dl/v0.57.0/osv-loader.qemu.x86_64', { kind: 'hang-after', at: 5000, times: 1 });
+    const script = `
+      import { pullLoader } from ${JSON.stringify(path.resolve('lib/repository/index.ts'))};
+      setTimeout(() => process.kill(process.pid, '${signal}'), 700);
+      await pullLoader(undefined, ${JSON.stringify({ ...w.options, http: { ...FAST, idleTimeoutMs: 60000 } })});
+    `;
+    const child = await execa(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { reject: false, timeout: 30000 });
+    t.is(child.signal, signal, 'the process still dies of the signal');
+    t.deepEqual(await listing(path.join(w.options.root, 'repository', 'osv-loader')), [], `${signal}: nothing left in the repository`);
+  }
+});
+
 test('two pulls of one asset at once both succeed and leave one whole file', async (t) => {
   const w = await world(t);
   const [a, b] = await Promise.all([

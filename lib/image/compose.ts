@@ -5,7 +5,8 @@
 // image may instead be an overlay over the previous one that reuses its data (incremental.ts).
 import { rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { tempPathBeside } from '../atomic-file.js';
+import { removeOnProcessEnd, tempPathBeside } from '../atomic-file.js';
+import type { ProcessEndHook } from '../process-end.js';
 import type { ImageInfo } from '../carrier.js';
 import { ImageError } from '../errors.js';
 import { CMDLINE_AREA_END, checkCmdline, encodeCmdlineArea, CMDLINE_OFFSET } from './cmdline.js';
@@ -101,17 +102,20 @@ export class ImageComposer {
   private readonly rofs: RofsBuilder;
   private readonly requestedSize: number | undefined;
   private state: 'open' | 'done' | 'aborted' = 'open';
+  /** Removes the temp file if the process ends while the image is unfinished. */
+  private readonly tempGuard: ProcessEndHook;
   private vmdkSubformat: VmdkSubformat | undefined;
   private readonly incremental: IncrementalRun | undefined;
   /** With `incremental`: why this build is a full one (for the caller's log), if it is. */
   fullReason: string | undefined;
 
   private constructor(
-    out: string, tempPath: string, loader: ImageComposer['loader'], writer: DiskWriter, requestedSize: number | undefined,
+    out: string, temp: { path: string; guard: ProcessEndHook }, loader: ImageComposer['loader'], writer: DiskWriter, requestedSize: number | undefined,
     permissions: boolean, partitionStart: number, incremental?: IncrementalRun,
   ) {
     this.out = out;
-    this.tempPath = tempPath;
+    this.tempPath = temp.path;
+    this.tempGuard = temp.guard;
     this.loader = loader;
     this.writer = writer;
     this.requestedSize = requestedSize;
@@ -149,20 +153,27 @@ export class ImageComposer {
     if (partitionStartFor(loader.bytes.length) / SECTOR > MAX_SECTORS) {
       throw new ImageError('the loader is too large: the partition would start beyond 2 TiB', { code: 'E_LOADER_INVALID', file: loader.path });
     }
-    const tempPath = tempPathBeside(out);
-    // The descriptor of a VMDK names its own file: the name it will have at `out`.
-    const writer = await createDiskWriter(tempPath, format, {
-      capacityHint: requestedSize, vmdkSubformat: options.vmdkSubformat, vmdkExtentName: path.basename(out),
-    });
     const loaderFacts = { path: loader.path, format: loader.format, size: loader.bytes.length, bootSector: Buffer.from(loader.bytes.subarray(0, SECTOR)) };
-    // A full image that records itself, so that the next build can overlay it.
+    // A full image that records itself, so that the next build can overlay it. (Made before the
+    // temp file exists, so that its failure leaves nothing to clean up.)
     const run: IncrementalRun | undefined = settings && format === 'qcow2'
       ? {
         settings, reason, loader: { ...await fileIdentity(loader.path), path: loader.path, format: loader.format, bytes: loader.bytes.length },
         permissions, startedMs: Date.now(), reused: 0, written: 0,
       }
       : undefined;
-    const composer = new ImageComposer(out, tempPath, loaderFacts, writer, requestedSize, permissions, partitionStartFor(loader.bytes.length), run);
+    const temp = guardedTemp(out);
+    let writer: DiskWriter;
+    try {
+      // The descriptor of a VMDK names its own file: the name it will have at `out`.
+      writer = await createDiskWriter(temp.path, format, {
+        capacityHint: requestedSize, vmdkSubformat: options.vmdkSubformat, vmdkExtentName: path.basename(out),
+      });
+    } catch (error) {
+      temp.guard.release();
+      throw error;
+    }
+    const composer = new ImageComposer(out, temp, loaderFacts, writer, requestedSize, permissions, partitionStartFor(loader.bytes.length), run);
     composer.fullReason = reason;
     composer.vmdkSubformat = format === 'vmdk' ? options.vmdkSubformat ?? 'monolithicSparse' : undefined;
     try {
@@ -188,20 +199,21 @@ export class ImageComposer {
     }
     const base = await openIncrementalBase(out, { loader: { ...loaderId, path: loaderPath }, permissions }, settings);
     if (typeof base === 'string') return base;
-    const tempPath = tempPathBeside(out);
+    const temp = guardedTemp(out);
     let writer: DiskWriter;
     try {
       // The backing file is named relative to the image (same folder), so the folder can move.
-      writer = await createDiskWriter(tempPath, 'qcow2', {
+      writer = await createDiskWriter(temp.path, 'qcow2', {
         backingFile: base.generation, backingFormat: 'qcow2', readBacking: (offset, length) => base.backing.read(offset, length),
       });
     } catch (error) {
+      temp.guard.release();
       await base.discard();
       throw error;
     }
     const record = base.record;
     const loader = { path: loaderPath, format: record.loader.format, size: record.loader.bytes, bootSector: base.bootSector };
-    return new ImageComposer(out, tempPath, loader, writer, requestedSize, permissions, record.partitionStart, {
+    return new ImageComposer(out, temp, loader, writer, requestedSize, permissions, record.partitionStart, {
       settings, base, loader: record.loader, permissions, startedMs: Date.now(), reused: 0, written: 0,
     });
   }
@@ -279,6 +291,7 @@ export class ImageComposer {
       await this.writer.write(CMDLINE_OFFSET, encodeCmdlineArea(cmdline));
       await this.writer.finish(virtualSize);
       await rename(this.tempPath, this.out);
+      this.tempGuard.release();
       this.state = 'done';
       const incremental = this.incremental ? await this.recordBuild(rofs) : undefined;
       if (!this.incremental) await discardIncrementalState(this.out);
@@ -347,6 +360,7 @@ export class ImageComposer {
     this.state = 'aborted';
     await this.writer.abort();
     await unlink(this.tempPath).catch(() => {});
+    this.tempGuard.release();
     await this.incremental?.base?.discard();
   }
 }
@@ -397,4 +411,10 @@ export function checkImageFormat(format: unknown, vmdkSubformat?: unknown): asse
       throw new ImageError(`vmdkSubformat is given but the format is "${format as string}"`, { code: 'E_FORMAT', hint: 'Set format: "vmdk", or leave vmdkSubformat out.' });
     }
   }
+}
+
+/** A temp path beside `out`, removed if the process ends before the image is finished or dropped. */
+function guardedTemp(out: string): { path: string; guard: ProcessEndHook } {
+  const p = tempPathBeside(out);
+  return { path: p, guard: removeOnProcessEnd(p) };
 }

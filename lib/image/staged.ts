@@ -6,7 +6,9 @@
 // written ranges; holes are never read) and deletes it. The staging file holds about as many
 // bytes as were written (holes stay holes), so the cost is one extra write and read of the data.
 import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { removeOnProcessEnd } from '../atomic-file.js';
 import { ImageError } from '../errors.js';
+import type { ProcessEndHook } from '../process-end.js';
 import { RawDiskWriter, type DiskWriter, type ImageFormat } from './disk.js';
 
 /** A finished virtual disk to convert: its size, the ranges that may hold data, a reader. */
@@ -63,10 +65,13 @@ export class StagedDiskWriter implements DiskWriter {
   /** Adjusts the virtual size given to finish() (e.g. GCE rounds it up to whole GiB). */
   private readonly sizeFor: (virtualSize: number) => number;
   private state: 'open' | 'done' | 'aborted' = 'open';
+  /** Removes the staging file if the process ends first. */
+  private readonly stagingGuard: ProcessEndHook;
 
   private constructor(file: string, stagingPath: string, raw: RawDiskWriter, format: ImageFormat, emit: DiskEmitter, sizeFor: (n: number) => number) {
     this.file = file;
     this.stagingPath = stagingPath;
+    this.stagingGuard = removeOnProcessEnd(stagingPath);
     this.raw = raw;
     this.format = format;
     this.emit = emit;
@@ -110,6 +115,7 @@ export class StagedDiskWriter implements DiskWriter {
       await out?.close().catch(() => {});
       await staged?.close().catch(() => {});
       await unlink(this.stagingPath).catch(() => {});
+      this.stagingGuard.release();
     }
   }
 
@@ -118,5 +124,6 @@ export class StagedDiskWriter implements DiskWriter {
     this.state = 'aborted';
     await this.raw.abort();
     await unlink(this.stagingPath).catch(() => {});
+    this.stagingGuard.release();
   }
 }

@@ -12,7 +12,8 @@
 import { stat, rename, unlink, readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { tempPathBeside } from '../atomic-file.js';
+import { removeOnProcessEnd, tempPathBeside } from '../atomic-file.js';
+import type { ProcessEndHook } from '../process-end.js';
 import type { ImageInfo } from '../carrier.js';
 import { ImageError } from '../errors.js';
 import { runUploadVm, UploadVmError, type UploadSink, type UploadVmOptions, type UploadVmResult } from '../vm/zfs-builder.js';
@@ -99,7 +100,8 @@ export class ZfsImageComposer {
   private readonly files: ZfsFiles;
   private readonly log: NonNullable<ZfsComposeOptions['log']>;
   private state: 'open' | 'done' | 'aborted' = 'open';
-  private readonly temps = new Set<string>();
+  /** Temp files of this build, each removed if the process ends first. */
+  private readonly temps = new Map<string, ProcessEndHook>();
 
   private constructor(options: ZfsComposeOptions, out: string, format: ImageFormat, loader: OsvLoader, plan: ZfsDiskPlan, kernel: Buffer | undefined) {
     this.options = options;
@@ -137,7 +139,7 @@ export class ZfsImageComposer {
 
   private temp(suffix: string): string {
     const p = tempPathBeside(this.out, suffix);
-    this.temps.add(p);
+    this.temps.set(p, removeOnProcessEnd(p));
     return p;
   }
 
@@ -185,7 +187,7 @@ export class ZfsImageComposer {
 
   private async cleanup(): Promise<void> {
     await this.files.close();
-    for (const p of this.temps) await unlink(p).catch(() => {});
+    for (const [p, guard] of this.temps) { await unlink(p).catch(() => {}); guard.release(); }
     this.temps.clear();
   }
 
@@ -309,6 +311,7 @@ export class ZfsImageComposer {
     const cachePath = hashCachePath(this.out);
     await unlink(cachePath).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'ENOENT') throw error; });
     await rename(ready, this.out);
+    this.temps.get(ready)?.release();
     this.temps.delete(ready);
     await writeHashCache(cachePath, cache).catch((error: unknown) => {
       this.log.warn(`could not write the hash cache ${cachePath} (${(error as Error).message}); the next update will rebuild the image`);

@@ -3,7 +3,7 @@
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { tempPathBeside, writeFileAtomic } from '../atomic-file.js';
+import { removeOnProcessEnd, tempPathBeside, writeFileAtomic } from '../atomic-file.js';
 import { RepositoryError } from '../errors.js';
 import { marshalGoFields, type GoField } from '../yaml/go-emit.js';
 import { probeImageFormat } from '../image/probe.js';
@@ -124,12 +124,15 @@ export async function importImage(name: string, file: string, options: ImportIma
   const dest = repositoryImagePath(name, root, hypervisor);
   await mkdir(path.dirname(dest), { recursive: true });
   const temp = tempPathBeside(dest);
+  const guard = removeOnProcessEnd(temp);
   try {
     await copyFile(file, temp);
     await rename(temp, dest);
   } catch (error) {
     await unlink(temp).catch(() => {});
     throw error;
+  } finally {
+    guard.release();
   }
   await writeImageIndex(path.dirname(dest), {
     formatVersion: '1', version: options.version ?? '', created: options.created ?? capstanTime(),

@@ -9,7 +9,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { VmError } from '../errors.js';
 import { kvmFailureIn, type Accel } from './accel.js';
 import { FileTail } from './file-tail.js';
-import { guardAgainstOrphans, type OrphanGuard } from './orphan-guard.js';
+import { onProcessEnd, type ProcessEndHook } from '../process-end.js';
 import { formatCommand } from './qemu-args.js';
 import { QmpClient } from './qmp.js';
 import { shutdownQemu } from './shutdown.js';
@@ -136,7 +136,7 @@ export class Vm extends EventEmitter {
   private readonly spec: VmSpec;
   private child: ChildProcess | undefined;
   private tails: FileTail[] = [];
-  private guard: OrphanGuard | undefined;
+  private guard: ProcessEndHook | undefined;
   private decoder = new StringDecoder('utf8');
   private partial = '';
   private stderrText = '';
@@ -186,7 +186,7 @@ export class Vm extends EventEmitter {
   /** @internal Starts the first QEMU. */
   start(): void {
     if (!this.spec.detached) {
-      this.guard = guardAgainstOrphans(() => this.stopNow());
+      this.guard = onProcessEnd(() => this.stopNow());
     }
     if (this.spec.readyTimeoutMs > 0) {
       this.readyTimer = setTimeout(() => {

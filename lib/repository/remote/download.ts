@@ -12,7 +12,7 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
-import { tempPathBeside } from '../../atomic-file.js';
+import { removeOnProcessEnd, tempPathBeside } from '../../atomic-file.js';
 import { CapstanError, RepositoryError } from '../../errors.js';
 import type { EventSink } from '../../events.js';
 import { startProgress } from '../../progress.js';
@@ -57,6 +57,7 @@ export async function download(request: DownloadRequest, context: DownloadContex
   const attempts = Math.max(1, context.attempts ?? 3);
   for (let attempt = 1; ; attempt++) {
     const temp = tempPathBeside(request.dest, 'part');
+    const guard = removeOnProcessEnd(temp); // never a partial download left in the repository
     try {
       const result = await transfer(request, context, temp);
       await request.verify?.(temp);
@@ -66,8 +67,10 @@ export async function download(request: DownloadRequest, context: DownloadContex
       await unlink(temp).catch(() => {});
       const transient = error instanceof RepositoryError && (error.code === 'E_REMOTE_NETWORK' || error.code === 'E_DOWNLOAD_TRUNCATED');
       if (!transient || attempt >= attempts) throw error;
-      await delay(250 * attempt);
+    } finally {
+      guard.release();
     }
+    await delay(250 * attempt);
   }
 }
 
