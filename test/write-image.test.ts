@@ -23,7 +23,8 @@ const src = gulpSrc as (globs: string | string[], options: Record<string, unknow
 
 async function setup(t: { teardown(fn: () => Promise<void>): void }) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'capstan-write-image-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // Retries: a step's cleanup after an upstream failure may still be removing its temp file.
+  t.teardown(() => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }));
   const loader = await buildStandInLoader(path.join(dir, 'loader'));
   return { dir, loader };
 }
@@ -269,7 +270,12 @@ test('an error upstream (the stream before writeImage fails) leaves no temp file
   }
   await t.throwsAsync(pipeline(Readable.from(failing()), writeImage({ out, loader, cmdline: '/x', silent: true }),
     new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } })), { message: /upstream broke/ });
-  // The step's cleanup runs once the pipeline has given up on it: give it time on a loaded machine.
-  for (let i = 0; i < 100 && (await leftovers(dir, 'up.qcow2')).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  // The step's cleanup runs once the pipeline has given up on it, and the temp file may only be
+  // created after that (its open was in flight): wait until none is there twice in a row.
+  let clear = 0;
+  for (let i = 0; i < 100 && clear < 2; i++) {
+    clear = (await leftovers(dir, 'up.qcow2')).length === 0 ? clear + 1 : 0;
+    await new Promise((r) => setTimeout(r, 150));
+  }
   t.deepEqual(await leftovers(dir, 'up.qcow2'), []);
 });
