@@ -13,14 +13,37 @@ export function tempPathBeside(file: string, suffix = 'tmp'): string {
 }
 
 /**
- * Removes the temp file `file` if the process ends before release() — gulp exits at once when
- * a task fails, often while a step downstream of the failure is still writing; a signal that
- * ends the process counts too. Release once the file is renamed into place or removed.
+ * A temp file that is removed if the process ends before it is published or discarded — gulp
+ * exits at once when a task fails, often while a step downstream of the failure is still
+ * writing; a signal that ends the process counts too (see process-end.ts).
  */
-export function removeOnProcessEnd(file: string): ProcessEndHook {
-  return onProcessEnd(() => {
-    try { unlinkSync(file); } catch { /* already gone */ }
-  }, 'when-fatal');
+export class TempFile {
+  readonly path: string;
+  private readonly guard: ProcessEndHook;
+
+  constructor(file: string) {
+    this.path = file;
+    this.guard = onProcessEnd(() => {
+      try { unlinkSync(file); } catch { /* already gone */ }
+    }, 'when-fatal');
+  }
+
+  /** A new, unique temp file beside `dest` (tempPathBeside). */
+  static beside(dest: string, suffix = 'tmp'): TempFile {
+    return new TempFile(tempPathBeside(dest, suffix));
+  }
+
+  /** Renames it to `dest`; from then on it is not ours to remove. */
+  async publish(dest: string): Promise<void> {
+    await rename(this.path, dest);
+    this.guard.release();
+  }
+
+  /** Removes it, if it is there. */
+  async discard(): Promise<void> {
+    await unlink(this.path).catch(() => {});
+    this.guard.release();
+  }
 }
 
 export async function writeFileAtomic(file: string, data: string | Buffer, mode?: number): Promise<void> {

@@ -3,10 +3,9 @@
 // Written to a temp file beside `out` and renamed over it only when complete, so an error or
 // a killed process never leaves a partial image at `out`. With `incremental` (qcow2), the
 // image may instead be an overlay over the previous one that reuses its data (incremental.ts).
-import { rename, stat, unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { removeOnProcessEnd, tempPathBeside } from '../atomic-file.js';
-import type { ProcessEndHook } from '../process-end.js';
+import { TempFile } from '../atomic-file.js';
 import type { ImageInfo } from '../carrier.js';
 import { ImageError } from '../errors.js';
 import { CMDLINE_AREA_END, checkCmdline, encodeCmdlineArea, CMDLINE_OFFSET } from './cmdline.js';
@@ -94,7 +93,8 @@ interface IncrementalRun {
 
 export class ImageComposer {
   readonly out: string;
-  readonly tempPath: string;
+  /** Where the image is written until finish() moves it to `out`. */
+  private readonly temp: TempFile;
   /** The loader's path, size and boot sector (its other bytes are in the image, not kept). */
   readonly loader: { path: string; format: OsvLoader['format']; size: number; bootSector: Buffer };
   readonly partitionStart: number;
@@ -102,20 +102,17 @@ export class ImageComposer {
   private readonly rofs: RofsBuilder;
   private readonly requestedSize: number | undefined;
   private state: 'open' | 'done' | 'aborted' = 'open';
-  /** Removes the temp file if the process ends while the image is unfinished. */
-  private readonly tempGuard: ProcessEndHook;
   private vmdkSubformat: VmdkSubformat | undefined;
   private readonly incremental: IncrementalRun | undefined;
   /** With `incremental`: why this build is a full one (for the caller's log), if it is. */
   fullReason: string | undefined;
 
   private constructor(
-    out: string, temp: { path: string; guard: ProcessEndHook }, loader: ImageComposer['loader'], writer: DiskWriter, requestedSize: number | undefined,
+    out: string, temp: TempFile, loader: ImageComposer['loader'], writer: DiskWriter, requestedSize: number | undefined,
     permissions: boolean, partitionStart: number, incremental?: IncrementalRun,
   ) {
     this.out = out;
-    this.tempPath = temp.path;
-    this.tempGuard = temp.guard;
+    this.temp = temp;
     this.loader = loader;
     this.writer = writer;
     this.requestedSize = requestedSize;
@@ -162,7 +159,7 @@ export class ImageComposer {
         permissions, startedMs: Date.now(), reused: 0, written: 0,
       }
       : undefined;
-    const temp = guardedTemp(out);
+    const temp = TempFile.beside(out);
     let writer: DiskWriter;
     try {
       // The descriptor of a VMDK names its own file: the name it will have at `out`.
@@ -170,7 +167,7 @@ export class ImageComposer {
         capacityHint: requestedSize, vmdkSubformat: options.vmdkSubformat, vmdkExtentName: path.basename(out),
       });
     } catch (error) {
-      temp.guard.release();
+      await temp.discard();
       throw error;
     }
     const composer = new ImageComposer(out, temp, loaderFacts, writer, requestedSize, permissions, partitionStartFor(loader.bytes.length), run);
@@ -199,7 +196,7 @@ export class ImageComposer {
     }
     const base = await openIncrementalBase(out, { loader: { ...loaderId, path: loaderPath }, permissions }, settings);
     if (typeof base === 'string') return base;
-    const temp = guardedTemp(out);
+    const temp = TempFile.beside(out);
     let writer: DiskWriter;
     try {
       // The backing file is named relative to the image (same folder), so the folder can move.
@@ -207,7 +204,7 @@ export class ImageComposer {
         backingFile: base.generation, backingFormat: 'qcow2', readBacking: (offset, length) => base.backing.read(offset, length),
       });
     } catch (error) {
-      temp.guard.release();
+      await temp.discard();
       await base.discard();
       throw error;
     }
@@ -290,8 +287,7 @@ export class ImageComposer {
       await this.writer.write(0, withRootPartition(this.loader.bootSector, start, rofs.size));
       await this.writer.write(CMDLINE_OFFSET, encodeCmdlineArea(cmdline));
       await this.writer.finish(virtualSize);
-      await rename(this.tempPath, this.out);
-      this.tempGuard.release();
+      await this.temp.publish(this.out);
       this.state = 'done';
       const incremental = this.incremental ? await this.recordBuild(rofs) : undefined;
       if (!this.incremental) await discardIncrementalState(this.out);
@@ -359,8 +355,7 @@ export class ImageComposer {
     if (this.state !== 'open') return;
     this.state = 'aborted';
     await this.writer.abort();
-    await unlink(this.tempPath).catch(() => {});
-    this.tempGuard.release();
+    await this.temp.discard();
     await this.incremental?.base?.discard();
   }
 }
@@ -411,10 +406,4 @@ export function checkImageFormat(format: unknown, vmdkSubformat?: unknown): asse
       throw new ImageError(`vmdkSubformat is given but the format is "${format as string}"`, { code: 'E_FORMAT', hint: 'Set format: "vmdk", or leave vmdkSubformat out.' });
     }
   }
-}
-
-/** A temp path beside `out`, removed if the process ends before the image is finished or dropped. */
-function guardedTemp(out: string): { path: string; guard: ProcessEndHook } {
-  const p = tempPathBeside(out);
-  return { path: p, guard: removeOnProcessEnd(p) };
 }

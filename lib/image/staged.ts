@@ -5,10 +5,9 @@
 // written, and finish() converts that raw disk in one sequential pass (reading only the
 // written ranges; holes are never read) and deletes it. The staging file holds about as many
 // bytes as were written (holes stay holes), so the cost is one extra write and read of the data.
-import { open, unlink, type FileHandle } from 'node:fs/promises';
-import { removeOnProcessEnd } from '../atomic-file.js';
+import { open, type FileHandle } from 'node:fs/promises';
+import { TempFile } from '../atomic-file.js';
 import { ImageError } from '../errors.js';
-import type { ProcessEndHook } from '../process-end.js';
 import { RawDiskWriter, type DiskWriter, type ImageFormat } from './disk.js';
 
 /** A finished virtual disk to convert: its size, the ranges that may hold data, a reader. */
@@ -58,20 +57,18 @@ export class ExtentSet {
 export class StagedDiskWriter implements DiskWriter {
   readonly format: ImageFormat;
   private readonly file: string;
-  private readonly stagingPath: string;
+  /** The sparse raw file the writes go to; removed if the process ends first. */
+  private readonly staging: TempFile;
   private readonly raw: RawDiskWriter;
   private readonly extents = new ExtentSet();
   private readonly emit: DiskEmitter;
   /** Adjusts the virtual size given to finish() (e.g. GCE rounds it up to whole GiB). */
   private readonly sizeFor: (virtualSize: number) => number;
   private state: 'open' | 'done' | 'aborted' = 'open';
-  /** Removes the staging file if the process ends first. */
-  private readonly stagingGuard: ProcessEndHook;
 
   private constructor(file: string, stagingPath: string, raw: RawDiskWriter, format: ImageFormat, emit: DiskEmitter, sizeFor: (n: number) => number) {
     this.file = file;
-    this.stagingPath = stagingPath;
-    this.stagingGuard = removeOnProcessEnd(stagingPath);
+    this.staging = new TempFile(stagingPath);
     this.raw = raw;
     this.format = format;
     this.emit = emit;
@@ -95,7 +92,7 @@ export class StagedDiskWriter implements DiskWriter {
     let out: FileHandle | undefined;
     try {
       await this.raw.finish(size);
-      staged = await open(this.stagingPath, 'r');
+      staged = await open(this.staging.path, 'r');
       const reader = staged;
       out = await open(this.file, 'w');
       await this.emit({
@@ -114,8 +111,7 @@ export class StagedDiskWriter implements DiskWriter {
     } finally {
       await out?.close().catch(() => {});
       await staged?.close().catch(() => {});
-      await unlink(this.stagingPath).catch(() => {});
-      this.stagingGuard.release();
+      await this.staging.discard();
     }
   }
 
@@ -123,7 +119,6 @@ export class StagedDiskWriter implements DiskWriter {
     if (this.state !== 'open') return;
     this.state = 'aborted';
     await this.raw.abort();
-    await unlink(this.stagingPath).catch(() => {});
-    this.stagingGuard.release();
+    await this.staging.discard();
   }
 }

@@ -9,11 +9,10 @@
 // update) and renames it over `out` once the VM exited cleanly and the disk checks out; on
 // any failure the temp file is removed and the previous image stays. The hash cache is
 // removed before that rename and written after it, so a cache never describes another image.
-import { stat, rename, unlink, readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { stat, unlink, readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { removeOnProcessEnd, tempPathBeside } from '../atomic-file.js';
-import type { ProcessEndHook } from '../process-end.js';
+import { TempFile } from '../atomic-file.js';
 import type { ImageInfo } from '../carrier.js';
 import { ImageError } from '../errors.js';
 import { runUploadVm, UploadVmError, type UploadSink, type UploadVmOptions, type UploadVmResult } from '../vm/zfs-builder.js';
@@ -101,7 +100,7 @@ export class ZfsImageComposer {
   private readonly log: NonNullable<ZfsComposeOptions['log']>;
   private state: 'open' | 'done' | 'aborted' = 'open';
   /** Temp files of this build, each removed if the process ends first. */
-  private readonly temps = new Map<string, ProcessEndHook>();
+  private readonly temps = new Map<string, TempFile>();
 
   private constructor(options: ZfsComposeOptions, out: string, format: ImageFormat, loader: OsvLoader, plan: ZfsDiskPlan, kernel: Buffer | undefined) {
     this.options = options;
@@ -138,9 +137,9 @@ export class ZfsImageComposer {
   }
 
   private temp(suffix: string): string {
-    const p = tempPathBeside(this.out, suffix);
-    this.temps.set(p, removeOnProcessEnd(p));
-    return p;
+    const t = TempFile.beside(this.out, suffix);
+    this.temps.set(t.path, t);
+    return t.path;
   }
 
   addFile(guestPath: string, content: Uint8Array | AsyncIterable<Uint8Array | string> | undefined, options?: ZfsEntryOptions): Promise<ZfsAddResult> {
@@ -187,7 +186,7 @@ export class ZfsImageComposer {
 
   private async cleanup(): Promise<void> {
     await this.files.close();
-    for (const [p, guard] of this.temps) { await unlink(p).catch(() => {}); guard.release(); }
+    for (const t of this.temps.values()) await t.discard();
     this.temps.clear();
   }
 
@@ -310,8 +309,7 @@ export class ZfsImageComposer {
   private async publish(ready: string, cache: HashCache): Promise<void> {
     const cachePath = hashCachePath(this.out);
     await unlink(cachePath).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'ENOENT') throw error; });
-    await rename(ready, this.out);
-    this.temps.get(ready)?.release();
+    await this.temps.get(ready)!.publish(this.out);
     this.temps.delete(ready);
     await writeHashCache(cachePath, cache).catch((error: unknown) => {
       this.log.warn(`could not write the hash cache ${cachePath} (${(error as Error).message}); the next update will rebuild the image`);

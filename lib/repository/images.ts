@@ -1,9 +1,9 @@
 // Images in the local repository: `repository/<name>/<basename>.<hyp>` with an `index.yaml`
 // (osv-image-formats.md §5.3) — list, import, remove, as Capstan's `images`, `import`, `rmi`.
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { removeOnProcessEnd, tempPathBeside, writeFileAtomic } from '../atomic-file.js';
+import { TempFile, writeFileAtomic } from '../atomic-file.js';
 import { RepositoryError } from '../errors.js';
 import { marshalGoFields, type GoField } from '../yaml/go-emit.js';
 import { probeImageFormat } from '../image/probe.js';
@@ -123,16 +123,13 @@ export async function importImage(name: string, file: string, options: ImportIma
   const root = capstanRoot(options.root);
   const dest = repositoryImagePath(name, root, hypervisor);
   await mkdir(path.dirname(dest), { recursive: true });
-  const temp = tempPathBeside(dest);
-  const guard = removeOnProcessEnd(temp);
+  const temp = TempFile.beside(dest);
   try {
-    await copyFile(file, temp);
-    await rename(temp, dest);
+    await copyFile(file, temp.path);
+    await temp.publish(dest);
   } catch (error) {
-    await unlink(temp).catch(() => {});
+    await temp.discard();
     throw error;
-  } finally {
-    guard.release();
   }
   await writeImageIndex(path.dirname(dest), {
     formatVersion: '1', version: options.version ?? '', created: options.created ?? capstanTime(),

@@ -6,13 +6,13 @@
 // their own temp file; the renames are atomic and the content the same.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, unlink } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createGunzip } from 'node:zlib';
-import { removeOnProcessEnd, tempPathBeside } from '../../atomic-file.js';
+import { TempFile } from '../../atomic-file.js';
 import { CapstanError, RepositoryError } from '../../errors.js';
 import type { EventSink } from '../../events.js';
 import { startProgress } from '../../progress.js';
@@ -56,21 +56,18 @@ export async function download(request: DownloadRequest, context: DownloadContex
   await mkdir(dir, { recursive: true });
   const attempts = Math.max(1, context.attempts ?? 3);
   for (let attempt = 1; ; attempt++) {
-    const temp = tempPathBeside(request.dest, 'part');
-    const guard = removeOnProcessEnd(temp); // never a partial download left in the repository
+    const temp = TempFile.beside(request.dest, 'part'); // never a partial download left in the repository
     try {
-      const result = await transfer(request, context, temp);
-      await request.verify?.(temp);
-      await rename(temp, request.dest);
+      const result = await transfer(request, context, temp.path);
+      await request.verify?.(temp.path);
+      await temp.publish(request.dest);
       return result;
     } catch (error) {
-      await unlink(temp).catch(() => {});
+      await temp.discard();
       const transient = error instanceof RepositoryError && (error.code === 'E_REMOTE_NETWORK' || error.code === 'E_DOWNLOAD_TRUNCATED');
       if (!transient || attempt >= attempts) throw error;
-    } finally {
-      guard.release();
+      await delay(250 * attempt);
     }
-    await delay(250 * attempt);
   }
 }
 
