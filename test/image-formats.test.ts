@@ -64,6 +64,35 @@ test('ROFS: streamed chunks give the same bytes as buffers', async (t) => {
   t.is(createHash('sha256').update(a.bytes).digest('hex'), '65522727b24208fc6aa8b5e2e90a2985f0074ff4f067dca8f0b0fec063aa7701');
 });
 
+test('ROFS: addFileSync (a sink that writes synchronously) gives the spec\'s bytes too, and reads nothing of a shadowed file', async (t) => {
+  let bytes = Buffer.alloc(4096);
+  const writeSync = (offset: number, data: Uint8Array) => { bytes.set(data, offset); };
+  const builder = new RofsBuilder({ write: async (o, d) => writeSync(o, d), writeSync });
+  t.true(builder.canAddSync);
+  function* chunks(s: string) { for (const c of s) yield Buffer.from(c); }
+  t.is(builder.addFileSync('/hello', Buffer.from('hi\n')), 'added');
+  t.is(builder.addFileSync('/etc/hosts', chunks('127.0.0.1 localhost\n')), 'added');
+  builder.addSymlink('/link', '/hello');
+  let read = false;
+  function* untouched() { read = true; yield Buffer.from('never'); }
+  t.is(builder.addFileSync('/hello', untouched(), { layer: -1 }), 'shadowed');
+  t.false(read);
+  const summary = await builder.finish();
+  bytes = bytes.subarray(0, summary.size);
+  t.is(createHash('sha256').update(bytes).digest('hex'), '65522727b24208fc6aa8b5e2e90a2985f0074ff4f067dca8f0b0fec063aa7701');
+  // A sink without writeSync cannot take it: a typed error, not a silent await.
+  const asyncOnly = new RofsBuilder({ write: async () => {} });
+  t.false(asyncOnly.canAddSync);
+  const refused = t.throws(() => asyncOnly.addFileSync('/a', Buffer.from('a')), { instanceOf: ImageError });
+  t.is(refused?.code, 'E_ROFS_SYNC');
+  // A chunk source that fails mid-file leaves the builder usable (nothing placed).
+  const again = new RofsBuilder({ write: async (o, d) => writeSync(o, d), writeSync });
+  function* failing() { yield Buffer.from('x'); throw new Error('read failed'); }
+  t.throws(() => again.addFileSync('/broken', failing()), { message: 'read failed' });
+  t.is(again.addFileSync('/ok', Buffer.from('y')), 'added');
+  t.like(await again.finish(), { files: 1 });
+});
+
 test('ROFS: an aligned structure region gets OSv\'s extra zero block; empty files take no block', async (t) => {
   // 1 root inode (32) + dirents: choose names so dirents+inodes = 512 bytes exactly.
   // 3 inodes (96) + 2 dirents (10+n1 + 10+n2) = 512 → n1 + n2 = 396.

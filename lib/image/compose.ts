@@ -120,8 +120,9 @@ export class ImageComposer {
     this.incremental = incremental;
     const start = this.partitionStart;
     const base = incremental?.base;
+    const writeSync = writer.writeSync;
     this.rofs = new RofsBuilder(
-      { write: (offset, data) => writer.write(start + offset, data) },
+      { write: (offset, data) => writer.write(start + offset, data), writeSync: writeSync && ((offset, data) => writeSync.call(writer, start + offset, data)) },
       // An overlay appends after the previous data, over the blocks of its old tables.
       { permissions, maxBytes: MAX_SECTORS * SECTOR - start, firstBlock: base ? base.record.dataBlocks + 1 : 1 },
     );
@@ -221,17 +222,37 @@ export class ImageComposer {
    * pointed at that file's blocks and its content is not read.
    */
   addFile(guestPath: string, content: Uint8Array | AsyncIterable<Uint8Array | string>, options: FileEntryOptions = {}): Promise<AddResult> {
+    const entry = this.prepareFile(guestPath, content, options);
+    return typeof entry === 'string' ? Promise.resolve(entry) : this.rofs.addFile(guestPath, content, entry);
+  }
+
+  /** Whether addFileSync() can be used: the disk is written without waiting (raw, or qcow2 that is not an overlay). */
+  get canAddSync(): boolean {
+    return this.rofs.canAddSync;
+  }
+
+  /**
+   * addFile() for content at hand (a Buffer, or chunks read synchronously), done before it
+   * returns: no promise per file. Only when `canAddSync`.
+   */
+  addFileSync(guestPath: string, content: Uint8Array | Iterable<Uint8Array>, options: FileEntryOptions = {}): AddResult {
+    const entry = this.prepareFile(guestPath, content, options);
+    return typeof entry === 'string' ? entry : this.rofs.addFileSync(guestPath, content, entry);
+  }
+
+  /** The entry to write for addFile/addFileSync, or the result when the previous build's data is reused. */
+  private prepareFile(guestPath: string, content: unknown, options: FileEntryOptions): EntryOptions | AddResult {
     const run = this.incremental;
-    if (!run) return this.rofs.addFile(guestPath, content, options);
+    if (!run) return options;
     const facts = options.facts ?? (content instanceof Uint8Array ? contentFacts(content) : undefined);
     if (facts && !(run.miss?.guestPath === guestPath && run.miss.facts === facts)) {
       const reused = this.reuse(run, guestPath, facts, options);
-      if (reused) return Promise.resolve(reused);
+      if (reused) return reused;
     }
     run.written++;
     // The tag is what the record keeps: facts too recent to trust next time are left out.
     const tag = facts && trustworthy(facts, run.startedMs) ? facts : undefined;
-    return this.rofs.addFile(guestPath, content, { layer: options.layer, mode: options.mode, source: options.source, tag });
+    return { layer: options.layer, mode: options.mode, source: options.source, tag };
   }
 
   /**

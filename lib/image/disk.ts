@@ -22,6 +22,11 @@ export const IMAGE_FORMATS: readonly ImageFormat[] = ['qcow2', 'raw', 'vmdk', 'v
 export interface DiskWriter {
   readonly format: ImageFormat;
   write(offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * The same write, done before it returns; present when this writer never waits for anything
+   * but its own writes (the composer then adds small files without a promise each).
+   */
+  readonly writeSync?: ((offset: number, data: Uint8Array) => void) | undefined;
   /** Completes the file with the given virtual size (≥ every byte written) and closes it. */
   finish(virtualSize: number): Promise<void>;
   /** Closes the file without completing it (the caller removes it). */
@@ -59,6 +64,10 @@ export class RawDiskWriter implements DiskWriter {
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
+    this.writeSync(offset, data);
+  }
+
+  writeSync(offset: number, data: Uint8Array): void {
     const end = offset + data.length;
     if (end > this.highestWrite) this.highestWrite = end;
     const batchEnd = this.batchStart + this.batchLength;
@@ -69,7 +78,7 @@ export class RawDiskWriter implements DiskWriter {
       this.batchLength += gap + data.length;
       return;
     }
-    await this.flush();
+    this.flush();
     if (data.length >= RAW_BATCH / 2) {
       writeSync(this.fh.fd, data, 0, data.length, offset);
       return;
@@ -80,7 +89,7 @@ export class RawDiskWriter implements DiskWriter {
   }
 
   /** Synchronous, like the qcow2 writer's batches (see Qcow2Writer.flushPending). */
-  private async flush(): Promise<void> {
+  private flush(): void {
     if (this.batchLength === 0) return;
     writeSync(this.fh.fd, this.batch, 0, this.batchLength, this.batchStart);
     this.batchLength = 0;
@@ -90,7 +99,7 @@ export class RawDiskWriter implements DiskWriter {
     if (virtualSize < this.highestWrite) {
       throw new ImageError(`virtual size ${virtualSize} is smaller than the data written (${this.highestWrite} bytes)`, { code: 'E_RAW_SIZE' });
     }
-    await this.flush();
+    this.flush();
     await this.fh.truncate(virtualSize); // extends sparsely
     this.closed = true;
     await this.fh.close();

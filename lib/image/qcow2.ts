@@ -25,7 +25,7 @@
  * Every qcow2 field is big-endian. Refcounts are 16-bit and all 1 (nothing is shared), so every
  * L1/L2 entry carries QCOW_OFLAG_COPIED. Output is deterministic for the same write sequence.
  */
-import { writevSync } from 'node:fs';
+import { readSync, writeSync, writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ImageError } from '../errors.js';
 import type { DiskFormat, DiskImageReader, DiskWriter } from './disk.js';
@@ -78,6 +78,7 @@ export class Qcow2Writer implements DiskWriter {
   private constructor(fh: FileHandle, options: Qcow2WriterOptions) {
     this.fh = fh;
     this.options = options;
+    this.writeSync = options.readBacking ? undefined : (offset, data) => this.writeNow(offset, data);
   }
 
   /** Creates (or truncates) `path` and returns a writer for it. */
@@ -93,33 +94,60 @@ export class Qcow2Writer implements DiskWriter {
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    let pos = offset;
-    let from = 0;
-    while (from < data.length) {
+    const readBacking = this.options.readBacking;
+    if (!readBacking) return this.writeNow(offset, data);
+    // An overlay: a cluster written only in part is first filled with the backing image's bytes.
+    for (let pos = offset, from = 0; from < data.length;) {
       const index = Math.floor(pos / CLUSTER);
       const within = pos - index * CLUSTER;
       const n = Math.min(CLUSTER - within, data.length - from);
-      const cluster = await this.cluster(index, n === CLUSTER);
-      cluster.data.set(data.subarray(from, from + n), within);
-      cluster.dirty = true;
+      if (n !== CLUSTER && this.current?.index !== index && !this.hostOf(index)) {
+        const backing = await readBacking(index * CLUSTER, CLUSTER);
+        this.take(index).data.set(backing.subarray(0, CLUSTER));
+      }
+      this.put(index, within, data.subarray(from, from + n));
       pos += n;
       from += n;
     }
-    if (pos > this.highestWrite) this.highestWrite = pos;
   }
 
-  /** The cluster buffer for `index`, loading its current content unless it will be overwritten. */
-  private async cluster(index: number, whole: boolean): Promise<{ index: number; data: Buffer; dirty: boolean }> {
-    if (this.current?.index === index) return this.current;
-    await this.evict();
-    const data = this.spare.pop() ?? Buffer.allocUnsafe(CLUSTER);
-    if (!whole) {
-      const host = this.hostOf(index);
-      if (host) await this.readHost(host, data);
-      else if (this.options.readBacking) (await this.options.readBacking(index * CLUSTER, CLUSTER)).copy(data);
-      else data.fill(0);
+  /**
+   * write(), done before it returns: everything but an overlay's backing reads is synchronous
+   * (1 MiB batches and single clusters block for well under a millisecond; see flushPending).
+   * Absent for an overlay.
+   */
+  readonly writeSync: ((offset: number, data: Uint8Array) => void) | undefined;
+
+  private writeNow(offset: number, data: Uint8Array): void {
+    for (let pos = offset, from = 0; from < data.length;) {
+      const index = Math.floor(pos / CLUSTER);
+      const within = pos - index * CLUSTER;
+      const n = Math.min(CLUSTER - within, data.length - from);
+      this.put(index, within, data.subarray(from, from + n));
+      pos += n;
+      from += n;
     }
-    this.current = { index, data, dirty: false };
+  }
+
+  /** Copies `bytes` into cluster `index` at `within`, loading the cluster's current content unless all of it is overwritten. */
+  private put(index: number, within: number, bytes: Uint8Array): void {
+    let cluster = this.current;
+    if (cluster?.index !== index) {
+      const host = bytes.length === CLUSTER ? 0 : this.hostOf(index);
+      cluster = this.take(index);
+      if (host) this.readHost(host, cluster.data);
+      else if (bytes.length !== CLUSTER) cluster.data.fill(0);
+    }
+    cluster.data.set(bytes, within);
+    cluster.dirty = true;
+    const end = index * CLUSTER + within + bytes.length;
+    if (end > this.highestWrite) this.highestWrite = end;
+  }
+
+  /** Makes `index` the current cluster (the previous one goes to the file), with a buffer of unspecified content. */
+  private take(index: number): { index: number; data: Buffer; dirty: boolean } {
+    this.evict();
+    this.current = { index, data: this.spare.pop() ?? Buffer.allocUnsafe(CLUSTER), dirty: false };
     return this.current;
   }
 
@@ -127,17 +155,17 @@ export class Qcow2Writer implements DiskWriter {
     return this.l2.get(Math.floor(index / L2_ENTRIES))?.[index % L2_ENTRIES] ?? 0;
   }
 
-  private async readHost(host: number, into: Buffer): Promise<void> {
+  private readHost(host: number, into: Buffer): void {
     const pendingEnd = this.pendingStart + this.pending.length * CLUSTER;
     if (this.pending.length > 0 && host >= this.pendingStart && host < pendingEnd) {
       this.pending[(host - this.pendingStart) / CLUSTER]!.copy(into);
       return;
     }
-    await this.fh.read(into, 0, CLUSTER, host);
+    readExactlySync(this.fh.fd, into, host);
   }
 
   /** Moves the current cluster to the file: in place if allocated, appended if new and non-zero. */
-  private async evict(): Promise<void> {
+  private evict(): void {
     const cur = this.current;
     this.current = undefined;
     if (!cur?.dirty) return;
@@ -149,7 +177,7 @@ export class Qcow2Writer implements DiskWriter {
         this.release(this.pending[slot]!);
         this.pending[slot] = cur.data;
       } else {
-        await this.fh.write(cur.data, 0, CLUSTER, host);
+        writeSync(this.fh.fd, cur.data, 0, CLUSTER, host);
         this.release(cur.data);
       }
       return;
@@ -164,7 +192,7 @@ export class Qcow2Writer implements DiskWriter {
     if (this.pending.length === 0) this.pendingStart = this.nextHost;
     this.pending.push(cur.data);
     this.nextHost += CLUSTER;
-    if (this.pending.length * CLUSTER >= APPEND_BATCH) await this.flushPending();
+    if (this.pending.length * CLUSTER >= APPEND_BATCH) this.flushPending();
   }
 
   /**
@@ -172,7 +200,7 @@ export class Qcow2Writer implements DiskWriter {
    * millisecond, and skipping the thread-pool round trip per batch measurably speeds up
    * composing (the reads of the next files still run in the pool meanwhile).
    */
-  private async flushPending(): Promise<void> {
+  private flushPending(): void {
     if (this.pending.length === 0) return;
     const buffers = this.pending;
     const start = this.pendingStart;
@@ -190,8 +218,8 @@ export class Qcow2Writer implements DiskWriter {
     if (size < this.highestWrite) {
       throw new ImageError(`virtual size ${size} is smaller than the data written (${this.highestWrite} bytes)`, { code: 'E_QCOW2_SIZE' });
     }
-    await this.evict();
-    await this.flushPending();
+    this.evict();
+    this.flushPending();
     const l1Size = Math.max(1, Math.ceil(size / L2_SPAN));
     const l1Indices = [...this.l2.keys()].sort((a, b) => a - b);
     const dataEnd = this.nextHost;
@@ -475,5 +503,14 @@ export async function openQcow2(
   } catch (error) {
     await fh.close();
     throw error;
+  }
+}
+
+/** Reads a whole cluster at `position` (a short read means the file is not what we wrote). */
+function readExactlySync(fd: number, into: Buffer, position: number): void {
+  for (let done = 0; done < into.length;) {
+    const n = readSync(fd, into, done, into.length - done, position + done);
+    if (n === 0) throw new ImageError(`the image being written ended at ${position + done} bytes while a cluster was read back`, { code: 'E_QCOW2_SHORT_READ' });
+    done += n;
   }
 }

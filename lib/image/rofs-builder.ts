@@ -24,6 +24,11 @@ import {
 /** Where the volume goes: byte offsets relative to the start of the partition. */
 export interface RofsSink {
   write(offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * The same write, done before it returns, when the disk never has to wait for anything but
+   * the write itself (then addFileSync() may be used: no promise per file).
+   */
+  writeSync?: ((offset: number, data: Uint8Array) => void) | undefined;
 }
 
 export interface RofsBuilderOptions {
@@ -78,6 +83,8 @@ interface Base { layer: number; perm: number }
 interface DirNode extends Base { type: 'dir'; children: Map<string, Node> }
 interface FileNode extends Base { type: 'file'; block: number; size: number; path: string; tag?: unknown; live: boolean }
 interface Location { parent: DirNode; name: string; path: string }
+/** A file whose data is being written: where it goes, and its node (size so far). */
+interface FileInProgress { guestPath: string; options: EntryOptions; at: Location; node: FileNode; version: number; start: number }
 const ROOT = Symbol('root');
 interface LinkNode extends Base { type: 'symlink'; target: Buffer }
 
@@ -155,44 +162,75 @@ export class RofsBuilder {
    * iterable of chunks (a vinyl stream); a shadowed file's content is not read.
    */
   async addFile(guestPath: string, content: Uint8Array | AsyncIterable<Uint8Array | string>, options: EntryOptions = {}): Promise<AddResult> {
-    if (this.writing) {
-      throw new ImageError(`addFile(${guestPath}) was called while another file was being written`, {
-        code: 'E_ROFS_CONCURRENT', hint: 'Await each addFile before the next: file data is laid out in arrival order.',
-      });
-    }
-    // Decide precedence before reading, so a shadowed file costs nothing.
-    let at = this.locate(guestPath, options);
-    if (at === ROOT) throw rootConflict(guestPath, options.source);
-    if (!at || this.shadowed(at, options)) return 'shadowed';
-    const node: FileNode = { type: 'file', layer: 0, perm: options.mode ?? 0o644, block: this.block, size: 0, path: at.path, tag: options.tag, live: true };
-    const version = this.version;
-    const start = this.block * ROFS_BLOCK_SIZE;
-    let size = 0;
-    this.writing = true;
+    const file = this.beginFile(guestPath, options, 'addFile');
+    if (file === 'shadowed') return file;
     try {
       if (content instanceof Uint8Array) {
-        this.checkRoom(start + content.length, guestPath, options.source);
-        if (content.length > 0) await this.sink.write(start, content);
-        size = content.length;
+        await this.writeChunk(file, content, this.sink.write);
       } else {
-        for await (const chunk of content) {
-          const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-          this.checkRoom(start + size + bytes.length, guestPath, options.source);
-          if (bytes.length > 0) await this.sink.write(start + size, bytes);
-          size += bytes.length;
-        }
+        for await (const chunk of content) await this.writeChunk(file, typeof chunk === 'string' ? Buffer.from(chunk) : chunk, this.sink.write);
       }
     } finally {
       this.writing = false;
     }
-    node.size = size;
-    this.block += Math.ceil(size / ROFS_BLOCK_SIZE);
-    // Folders may have been replaced meanwhile (addDirectory and addSymlink do not wait).
-    if (version !== this.version) {
-      at = this.locate(guestPath, options);
+    return this.endFile(file);
+  }
+
+  /** Whether addFileSync() can be used (the sink writes synchronously). */
+  get canAddSync(): boolean {
+    return this.sink.writeSync !== undefined;
+  }
+
+  /**
+   * addFile() for content at hand (a Buffer, or chunks read synchronously, each written before
+   * the next is asked for), done before it returns. Only when `canAddSync`.
+   */
+  addFileSync(guestPath: string, content: Uint8Array | Iterable<Uint8Array>, options: EntryOptions = {}): AddResult {
+    const write = this.sink.writeSync;
+    if (!write) throw new ImageError('addFileSync() needs a sink that writes synchronously', { code: 'E_ROFS_SYNC', hint: 'Use addFile().' });
+    const file = this.beginFile(guestPath, options, 'addFileSync');
+    if (file === 'shadowed') return file;
+    try {
+      if (content instanceof Uint8Array) this.writeChunk(file, content, write);
+      else for (const chunk of content) this.writeChunk(file, chunk, write);
+    } finally {
+      this.writing = false;
+    }
+    return this.endFile(file);
+  }
+
+  /** Decides precedence before anything is read (a shadowed file costs nothing), and marks a file as being written. */
+  private beginFile(guestPath: string, options: EntryOptions, call: string): FileInProgress | 'shadowed' {
+    if (this.writing) {
+      throw new ImageError(`${call}(${guestPath}) was called while another file was being written`, {
+        code: 'E_ROFS_CONCURRENT', hint: 'Await each addFile before the next: file data is laid out in arrival order.',
+      });
+    }
+    const at = this.locate(guestPath, options);
+    if (at === ROOT) throw rootConflict(guestPath, options.source);
+    if (!at || this.shadowed(at, options)) return 'shadowed';
+    const node: FileNode = { type: 'file', layer: 0, perm: options.mode ?? 0o644, block: this.block, size: 0, path: at.path, tag: options.tag, live: true };
+    this.writing = true;
+    return { guestPath, options, at, node, version: this.version, start: this.block * ROFS_BLOCK_SIZE };
+  }
+
+  /** Writes the next chunk of the file in progress (with `write`, the sink's async or sync write). */
+  private writeChunk<R>(file: FileInProgress, bytes: Uint8Array, write: (offset: number, data: Uint8Array) => R): R | undefined {
+    const offset = file.start + file.node.size;
+    this.checkRoom(offset + bytes.length, file.guestPath, file.options.source);
+    file.node.size += bytes.length;
+    return bytes.length > 0 ? write.call(this.sink, offset, bytes) : undefined;
+  }
+
+  /** Places the written file (its folders may have been replaced meanwhile: addDirectory and addSymlink do not wait). */
+  private endFile(file: FileInProgress): AddResult {
+    this.block += Math.ceil(file.node.size / ROFS_BLOCK_SIZE);
+    let at: Location | typeof ROOT | undefined = file.at;
+    if (file.version !== this.version) {
+      at = this.locate(file.guestPath, file.options);
       if (!at || at === ROOT) return 'shadowed';
     }
-    return this.place(at, options, node);
+    return this.place(at, file.options, file.node);
   }
 
   /**

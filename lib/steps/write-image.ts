@@ -121,6 +121,20 @@ export function writeImage(options: WriteImageOptions): Transform {
       if (opts.incremental && item.hostFile) entry.facts = hostFileFacts(file.stat);
       const reused = entry.facts && c instanceof ImageComposer && c.reuseFile(guestPath, entry);
       if (reused) return void done(guestPath, reused);
+      // Content at hand (a Buffer, or a host file that fits in one read) onto a disk written
+      // synchronously: added before this returns, without a promise per file.
+      const now = c instanceof ImageComposer && c.canAddSync ? (file.isBuffer() ? file.contents : item.hostChunksSync()) : undefined;
+      if (now) {
+        let result: AddResult;
+        try {
+          result = (c as ImageComposer).addFileSync(guestPath, now, entry);
+        } catch (error) {
+          throw readFailure(error, file.path);
+        }
+        if (file.isBuffer()) streamed += file.contents.length;
+        done(guestPath, result);
+        return item.pace();
+      }
       return (async () => {
         let result: AddResult;
         try {
@@ -129,10 +143,7 @@ export function writeImage(options: WriteImageOptions): Transform {
             ? await c.addFile(guestPath, entry.hostFile ? undefined : content, entry)
             : await c.addFile(guestPath, content, entry);
         } catch (error) {
-          if (error instanceof CapstanError) throw error;
-          throw new ImageError(`could not read the file while writing the image: ${(error as Error).message}`, {
-            code: 'E_READ_FAILED', file: file.path, cause: error, hint: 'Was it removed or changed during the build? Run the build again.',
-          });
+          throw readFailure(error, file.path);
         }
         // A shadowed file's content was never read: close it. (Only then: destroying vinyl-fs
         // stream contents that were read to their end kept their data alive, +180 MB of peak
@@ -196,6 +207,14 @@ export function writeImage(options: WriteImageOptions): Transform {
     }
   }) as unknown as Transform;
   return stream;
+}
+
+/** An error while a file was added: ours as they are, anything else as a read failure naming the file. */
+function readFailure(error: unknown, file: string): Error {
+  if (error instanceof CapstanError) return error;
+  return new ImageError(`could not read the file while writing the image: ${(error as Error).message}`, {
+    code: 'E_READ_FAILED', file, cause: error, hint: 'Was it removed or changed during the build? Run the build again.',
+  });
 }
 
 /** Opens the image, with the loader pulled first when it is named and missing (and, for ZFS, the builder when it is needed). */

@@ -53,6 +53,20 @@ export class AheadFile {
     return this.chunks;
   }
 
+  /**
+   * A host file that fits in one read, as chunks read synchronously when iterated (for a
+   * writer that writes each before asking for the next); undefined for any other file.
+   */
+  hostChunksSync(): Iterable<Buffer> | undefined {
+    if (!this.hostFile || !(this.file.stat!.size <= HOST_READ_BUFFER_BYTES)) return undefined;
+    return countedChunks(hostFileChunks(this.file.path, this.file.stat, this.shared.scratch), this.shared.add);
+  }
+
+  /** After a file written synchronously: lets the event loop run once 20 ms have passed (undefined when not yet). */
+  pace(): Promise<void> | undefined {
+    return this.shared.pace();
+  }
+
   /** Closes what the writer did not read (a shadowed file). */
   async release(): Promise<void> {
     const stream = this.file.contents as { destroy?: () => void } | null;
@@ -61,7 +75,7 @@ export class AheadFile {
   }
 }
 
-interface Shared { scratch: Buffer; add: (n: number) => void; pace: () => Promise<void> }
+interface Shared { scratch: Buffer; add: (n: number) => void; pace: () => Promise<void> | undefined }
 
 /**
  * Hands files over in order, starting to read the contents of the next few stream files
@@ -108,7 +122,7 @@ export class ReadAhead {
  * A host file's data (read: false), read synchronously when the writer gets to it (see
  * host-file.ts for why); a shadowed file is never opened.
  */
-async function* fromHost(file: Vinyl, scratch: Buffer, add: (n: number) => void, pace: () => Promise<void>): AsyncGenerator<Uint8Array> {
+async function* fromHost(file: Vinyl, scratch: Buffer, add: (n: number) => void, pace: () => Promise<void> | undefined): AsyncGenerator<Uint8Array> {
   for (const chunk of hostFileChunks(file.path, file.stat, scratch)) {
     add(chunk.length);
     yield chunk;
@@ -116,13 +130,22 @@ async function* fromHost(file: Vinyl, scratch: Buffer, add: (n: number) => void,
   }
 }
 
-/** Lets the event loop run (timers, signals, other streams) once 20 ms of blocking reads have passed (checked after each chunk). */
-function pacer(): () => Promise<void> {
+function* countedChunks(chunks: Iterable<Buffer>, add: (n: number) => void): Generator<Buffer> {
+  for (const chunk of chunks) {
+    add(chunk.length);
+    yield chunk;
+  }
+}
+
+/**
+ * Lets the event loop run (timers, signals, other streams) once 20 ms of blocking reads and
+ * writes have passed (checked after each chunk or file): a promise then, else undefined.
+ */
+function pacer(): () => Promise<void> | undefined {
   let last = performance.now();
-  return async () => {
-    if (performance.now() - last < 20) return;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    last = performance.now();
+  return () => {
+    if (performance.now() - last < 20) return undefined;
+    return new Promise<void>((resolve) => setImmediate(() => { last = performance.now(); resolve(); }));
   };
 }
 
