@@ -39,9 +39,13 @@ export class TempFile {
     this.guard.release();
   }
 
-  /** Removes it, if it is there. */
+  /**
+   * Removes it, if it is there. The unlink is done before this returns its promise (it is a
+   * blocking call of a few microseconds), so a caller that cannot wait — a stream being
+   * destroyed — still leaves nothing behind; an open descriptor may outlive the name.
+   */
   async discard(): Promise<void> {
-    await unlink(this.path).catch(() => {});
+    try { unlinkSync(this.path); } catch { /* not there */ }
     this.guard.release();
   }
 }

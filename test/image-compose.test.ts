@@ -184,6 +184,32 @@ test('loaders: a qcow2 loader gives the same image; a non-loader and a missing l
   t.deepEqual((await readdir(dir)).filter((n) => n.startsWith('x.') || n.startsWith('.x.')), []);
 });
 
+test('abort() unlinks the temp file before it returns its promise; an aborted image takes no more writes', async (t) => {
+  const dir = await tempDir(t);
+  const loader = await buildStandInLoader(path.join(dir, 'loader'));
+  for (const format of ['qcow2', 'raw'] as const) {
+    const out = path.join(dir, `app.${format}`);
+    const composer = await ImageComposer.open({ out, loader, format });
+    t.true(composer.canAddSync);
+    t.is(composer.addFileSync('/a', Buffer.from('a file')), 'added');
+    // A file in progress when the build is stopped (a stream destroyed mid-file): its next chunk must not reach the closed descriptor.
+    let aborting: Promise<void> | undefined;
+    const midFile = composer.addFile('/b', (async function* () {
+      yield Buffer.alloc(70_000, 1);
+      aborting = composer.abort();
+      t.deepEqual((await readdir(dir)).filter((n) => n.endsWith('.tmp')), [], 'unlinked before abort() was awaited');
+      yield Buffer.alloc(70_000, 2);
+    })());
+    const refused = await t.throwsAsync(midFile, { instanceOf: ImageError });
+    t.is(refused?.code, 'E_IMAGE_CLOSED');
+    await aborting;
+    const late = t.throws(() => composer.addFileSync('/c', Buffer.from('late')), { instanceOf: ImageError });
+    t.is(late?.code, 'E_IMAGE_STATE');
+    t.throws(() => composer.addDirectory('/d'), { instanceOf: ImageError });
+    t.deepEqual((await readdir(dir)).filter((n) => n.startsWith(`app.${format}`) || n.endsWith('.tmp')), []);
+  }
+});
+
 test('an error keeps the previous image at out untouched', async (t) => {
   const dir = await tempDir(t);
   const loader = await buildStandInLoader(path.join(dir, 'loader'));

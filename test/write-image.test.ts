@@ -260,22 +260,26 @@ test('src({read: false}): a file removed or changed after src listed it is a cle
   t.deepEqual(await leftovers(dir, 'changed.qcow2'), []);
 });
 
-test('an error upstream (the stream before writeImage fails) leaves no temp file and nothing at out', async (t) => {
+test('an error upstream (the stream before writeImage fails) leaves no temp file and nothing at out, as soon as the pipeline rejects', async (t) => {
   const { dir, loader } = await setup(t);
-  const out = path.join(dir, 'up.qcow2');
-  async function* failing() {
-    yield vinylFile(dir, 'a', 'first file');
-    await new Promise((r) => setTimeout(r, 20));
-    throw new Error('upstream broke');
+  // Failing while the image is still being opened (its loader read in flight), and once files are in it.
+  for (const [name, delay] of [['opening.qcow2', 0], ['writing.qcow2', 20], ['writing.raw', 20]] as const) {
+    const out = path.join(dir, name);
+    async function* failing() {
+      yield vinylFile(dir, 'a', 'first file');
+      if (delay) await new Promise((r) => setTimeout(r, delay));
+      yield vinylFile(dir, 'b', 'second file');
+      throw new Error('upstream broke');
+    }
+    await t.throwsAsync(pipeline(Readable.from(failing()), writeImage({ out, loader, cmdline: '/x', silent: true, format: name.endsWith('.raw') ? 'raw' : 'qcow2' }),
+      new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } })), { message: /upstream broke/ });
+    if (delay) {
+      t.deepEqual(await leftovers(dir, name), [], name); // no waiting: the temp file went when the step was destroyed
+    } else {
+      // The image was still being opened (the loader read in flight): it is removed once open.
+      for (let i = 0; i < 50 && (await leftovers(dir, name)).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 200)); // nor does anything appear later
+    t.deepEqual(await leftovers(dir, name), [], name);
   }
-  await t.throwsAsync(pipeline(Readable.from(failing()), writeImage({ out, loader, cmdline: '/x', silent: true }),
-    new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } })), { message: /upstream broke/ });
-  // The step's cleanup runs once the pipeline has given up on it, and the temp file may only be
-  // created after that (its open was in flight): wait until none is there twice in a row.
-  let clear = 0;
-  for (let i = 0; i < 100 && clear < 2; i++) {
-    clear = (await leftovers(dir, 'up.qcow2')).length === 0 ? clear + 1 : 0;
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  t.deepEqual(await leftovers(dir, 'up.qcow2'), []);
 });

@@ -242,6 +242,7 @@ export class ImageComposer {
 
   /** The entry to write for addFile/addFileSync, or the result when the previous build's data is reused. */
   private prepareFile(guestPath: string, content: unknown, options: FileEntryOptions): EntryOptions | AddResult {
+    this.checkOpen();
     const run = this.incremental;
     if (!run) return options;
     const facts = options.facts ?? (content instanceof Uint8Array ? contentFacts(content) : undefined);
@@ -261,6 +262,7 @@ export class ImageComposer {
    * promise per unchanged file, which is most of them in a watch rebuild.
    */
   reuseFile(guestPath: string, options: FileEntryOptions): AddResult | undefined {
+    this.checkOpen();
     const run = this.incremental;
     if (!run?.base || !options.facts) return undefined;
     return this.reuse(run, guestPath, options.facts, options);
@@ -282,11 +284,18 @@ export class ImageComposer {
   }
 
   addDirectory(guestPath: string, options?: EntryOptions): AddResult {
+    this.checkOpen();
     return this.rofs.addDirectory(guestPath, options);
   }
 
   addSymlink(guestPath: string, target: string, options?: EntryOptions): AddResult {
+    this.checkOpen();
     return this.rofs.addSymlink(guestPath, target, options);
+  }
+
+  /** An aborted image takes nothing more (its stream was destroyed while a file was on its way). */
+  private checkOpen(): void {
+    if (this.state !== 'open') throw new ImageError(`the image is ${this.state === 'done' ? 'already finished' : 'aborted'}`, { code: 'E_IMAGE_STATE' });
   }
 
   /** Completes the image with `cmdline` and moves it to `out`. On error the temp file is removed. */
@@ -375,8 +384,11 @@ export class ImageComposer {
   async abort(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'aborted';
+    // The temp file goes first: discard() unlinks at once, so a caller that does not wait (a
+    // destroyed stream) leaves nothing behind; the descriptor is closed after.
+    const removed = this.temp.discard();
     await this.writer.abort();
-    await this.temp.discard();
+    await removed;
     await this.incremental?.base?.discard();
   }
 }

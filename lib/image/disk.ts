@@ -7,7 +7,7 @@ import path from 'node:path';
 import { ImageError } from '../errors.js';
 import { gceDiskSize, writeGceTarball } from './gce.js';
 import { probeImageFormat } from './probe.js';
-import { openQcow2, Qcow2Writer, type Qcow2WriterOptions } from './qcow2.js';
+import { openQcow2, Qcow2Writer, writerClosed, type Qcow2WriterOptions } from './qcow2.js';
 import { StagedDiskWriter } from './staged.js';
 import { openVdi, VdiWriter } from './vdi.js';
 import { openVmdk, VmdkSparseWriter, writeStreamOptimizedVmdk, type VmdkSubformat } from './vmdk.js';
@@ -68,6 +68,7 @@ export class RawDiskWriter implements DiskWriter {
   }
 
   writeSync(offset: number, data: Uint8Array): void {
+    if (this.closed) throw writerClosed();
     const end = offset + data.length;
     if (end > this.highestWrite) this.highestWrite = end;
     const batchEnd = this.batchStart + this.batchLength;
@@ -80,7 +81,7 @@ export class RawDiskWriter implements DiskWriter {
     }
     this.flush();
     if (data.length >= RAW_BATCH / 2) {
-      writeSync(this.fh.fd, data, 0, data.length, offset);
+      writeSync(this.fd(), data, 0, data.length, offset);
       return;
     }
     this.batchStart = offset;
@@ -88,10 +89,16 @@ export class RawDiskWriter implements DiskWriter {
     this.batchLength = data.length;
   }
 
+  /** The descriptor for a blocking call; never after abort(), when its number may already name another file. */
+  private fd(): number {
+    if (this.closed) throw writerClosed();
+    return this.fh.fd;
+  }
+
   /** Synchronous, like the qcow2 writer's batches (see Qcow2Writer.flushPending). */
   private flush(): void {
     if (this.batchLength === 0) return;
-    writeSync(this.fh.fd, this.batch, 0, this.batchLength, this.batchStart);
+    writeSync(this.fd(), this.batch, 0, this.batchLength, this.batchStart);
     this.batchLength = 0;
   }
 

@@ -96,6 +96,7 @@ export class Qcow2Writer implements DiskWriter {
   async write(offset: number, data: Uint8Array): Promise<void> {
     const readBacking = this.options.readBacking;
     if (!readBacking) return this.writeNow(offset, data);
+    if (this.closed) throw writerClosed();
     // An overlay: a cluster written only in part is first filled with the backing image's bytes.
     for (let pos = offset, from = 0; from < data.length;) {
       const index = Math.floor(pos / CLUSTER);
@@ -119,6 +120,7 @@ export class Qcow2Writer implements DiskWriter {
   readonly writeSync: ((offset: number, data: Uint8Array) => void) | undefined;
 
   private writeNow(offset: number, data: Uint8Array): void {
+    if (this.closed) throw writerClosed();
     for (let pos = offset, from = 0; from < data.length;) {
       const index = Math.floor(pos / CLUSTER);
       const within = pos - index * CLUSTER;
@@ -161,7 +163,7 @@ export class Qcow2Writer implements DiskWriter {
       this.pending[(host - this.pendingStart) / CLUSTER]!.copy(into);
       return;
     }
-    readExactlySync(this.fh.fd, into, host);
+    readExactlySync(this.fd(), into, host);
   }
 
   /** Moves the current cluster to the file: in place if allocated, appended if new and non-zero. */
@@ -177,7 +179,7 @@ export class Qcow2Writer implements DiskWriter {
         this.release(this.pending[slot]!);
         this.pending[slot] = cur.data;
       } else {
-        writeSync(this.fh.fd, cur.data, 0, CLUSTER, host);
+        writeSync(this.fd(), cur.data, 0, CLUSTER, host);
         this.release(cur.data);
       }
       return;
@@ -205,8 +207,14 @@ export class Qcow2Writer implements DiskWriter {
     const buffers = this.pending;
     const start = this.pendingStart;
     this.pending = [];
-    writevSync(this.fh.fd, buffers, start);
+    writevSync(this.fd(), buffers, start);
     for (const b of buffers) this.release(b);
+  }
+
+  /** The descriptor for a blocking call; never after abort(), when its number may already name another file. */
+  private fd(): number {
+    if (this.closed) throw writerClosed();
+    return this.fh.fd;
   }
 
   private release(buffer: Buffer): void {
@@ -504,6 +512,10 @@ export async function openQcow2(
     await fh.close();
     throw error;
   }
+}
+
+export function writerClosed(): ImageError {
+  return new ImageError('the image was closed while it was being written (the build was stopped)', { code: 'E_IMAGE_CLOSED' });
 }
 
 /** Reads a whole cluster at `position` (a short read means the file is not what we wrote). */

@@ -118,7 +118,8 @@ export class StagedDiskWriter implements DiskWriter {
   async abort(): Promise<void> {
     if (this.state !== 'open') return;
     this.state = 'aborted';
+    const removed = this.staging.discard(); // unlinked at once (see TempFile.discard)
     await this.raw.abort();
-    await this.staging.discard();
+    await removed;
   }
 }

@@ -143,15 +143,23 @@ export class ZfsImageComposer {
   }
 
   addFile(guestPath: string, content: Uint8Array | AsyncIterable<Uint8Array | string> | undefined, options?: ZfsEntryOptions): Promise<ZfsAddResult> {
+    this.checkOpen();
     return this.files.addFile(guestPath, content, options);
   }
 
   addDirectory(guestPath: string, options?: ZfsEntryOptions): ZfsAddResult {
+    this.checkOpen();
     return this.files.addDirectory(guestPath, options);
   }
 
   addSymlink(guestPath: string, target: string, options?: ZfsEntryOptions): ZfsAddResult {
+    this.checkOpen();
     return this.files.addSymlink(guestPath, target, options);
+  }
+
+  /** An aborted build takes nothing more (a new file would reopen the spool after its cleanup). */
+  private checkOpen(): void {
+    if (this.state !== 'open') throw new ImageError(`the image is ${this.state === 'aborted' ? 'aborted' : 'already finished'}`, { code: 'E_IMAGE_STATE' });
   }
 
   /** Builds (or updates) the image with `cmdline` and moves it to `out`. */
@@ -185,9 +193,11 @@ export class ZfsImageComposer {
   }
 
   private async cleanup(): Promise<void> {
-    await this.files.close();
-    for (const t of this.temps.values()) await t.discard();
+    // The temp files are unlinked at once (TempFile.discard), before anything is awaited.
+    const removed = [...this.temps.values()].map((t) => t.discard());
     this.temps.clear();
+    await this.files.close();
+    await Promise.all(removed);
   }
 
   private info(cmdline: string, counts: ZfsFilesSummary): ImageInfo {

@@ -15,8 +15,7 @@
 // Precedence is RofsBuilder's: an entry replaces an existing one when its layer is higher or
 // equal (later wins among equals), a lower layer is ignored, folders merge.
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { closeSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { ImageError } from '../errors.js';
 import { checkCpioEntry, CPIO_MAX_FILE_SIZE } from './cpio.js';
 
@@ -261,7 +260,7 @@ export class ZfsFiles {
     if (this.spoolFd !== undefined) {
       closeSync(this.spoolFd);
       this.spoolFd = undefined;
-      await unlink(this.spoolPath).catch(() => {});
+      try { unlinkSync(this.spoolPath); } catch { /* not there */ }
     }
   }
 }

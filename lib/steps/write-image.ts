@@ -76,6 +76,10 @@ export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'even
 export function writeImage(options: WriteImageOptions): Transform {
   const opts = normaliseOptions(options);
   const log = stepLogger('writeImage', options);
+  // The image being opened, and once open, the image itself: shared with _destroy below.
+  let opening: Promise<ImageComposer | ZfsImageComposer> | undefined;
+  let opened: ImageComposer | ZfsImageComposer | undefined;
+  const open = () => (opening ??= openComposer(opts).then((c) => (opened = c)));
   const stream: Transform = objectTransform(async function* (files: AsyncIterable<Vinyl>) {
     log.start();
     const started = Date.now();
@@ -161,12 +165,12 @@ export function writeImage(options: WriteImageOptions): Transform {
         if (meta && BUILD_KINDS.has(meta.kind)) continue;
         const item = ahead.push(file);
         if (!item) continue;
-        composer ??= await openComposer(opts);
+        composer ??= await open();
         const writing = add(composer, item);
         if (writing) await writing;
       }
       for (let item = ahead.shift(); item; item = ahead.shift()) {
-        composer ??= await openComposer(opts);
+        composer ??= await open();
         const writing = add(composer, item);
         if (writing) await writing;
       }
@@ -181,7 +185,7 @@ export function writeImage(options: WriteImageOptions): Transform {
           hint: 'Pass `cmdline` to writeImage (e.g. { cmdline: "/hello" }), or run resolveManifest first so the manifest\'s boot command is used.',
         });
       }
-      composer ??= await openComposer(opts);
+      composer ??= await open();
       const done = await composer.finish(cmdline);
       const { info } = done;
       const incremental = 'incremental' in done ? done.incremental : undefined;
@@ -206,6 +210,18 @@ export function writeImage(options: WriteImageOptions): Transform {
       await composer?.abort(); // no-op once finished; removes the temp file otherwise
     }
   }) as unknown as Transform;
+  // An error elsewhere in the pipeline destroys this step while its generator waits, and
+  // `pipeline` rejects right away; the generator unwinds (its finally aborts the image) only
+  // after the stream has closed. So the abort starts here: its temp file is unlinked before
+  // this returns, and nothing of the image is left beside `out` when `pipeline` rejects. (An
+  // image still being opened is aborted as soon as it is open; the writers and composers
+  // refuse any write after an abort.)
+  const destroy = stream._destroy;
+  stream._destroy = (error, callback) => {
+    if (opened) opened.abort().catch(() => {});
+    else opening?.then((c) => c.abort(), () => {}).catch(() => {});
+    destroy.call(stream, error, callback);
+  };
   return stream;
 }
 
