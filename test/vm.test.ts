@@ -9,6 +9,7 @@ import { qemuArgs, formatCommand } from '../lib/vm/qemu-args.js';
 import { runtimeCmdline } from '../lib/vm/runtime-cmdline.js';
 import { findQemu } from '../lib/vm/qemu-binary.js';
 import { VmError } from '../lib/errors.js';
+import { ConsoleLines, type ReadyMarker } from '../lib/vm/console-lines.js';
 
 test('port forwards: Capstan host:guest, free host port, address, udp', (t) => {
   t.deepEqual(parseForward('8080:80'), { protocol: 'tcp', address: '127.0.0.1', host: 8080, guest: 80 });
@@ -154,4 +155,23 @@ test("Capstan's config.yaml read as go-yaml reads it: yes is true, a wrong-typed
   warnings.length = 0;
   t.deepEqual(readCapstanVmConfig(root, (w) => warnings.push(w)), { qemuAioType: 'native' }, 'the ignored key is absent');
   t.like(warnings, [{ code: 'W_CAPSTAN_CONFIG_TYPE', line: 1 }]);
+});
+
+test('console lines (QEMU and libvirt): whole lines in any pieces, CR dropped, a prompt without newline can be the marker, a predicate sees only whole lines', (t) => {
+  const run = (ready: ReadyMarker | undefined, pieces: string[], end = false) => {
+    const lines: string[] = [];
+    let readyAt = -1;
+    const c = new ConsoleLines({ ready, keep: 3, onLine: (l) => lines.push(l), onReady: () => { t.is(readyAt, -1, 'ready once'); readyAt = lines.length; } });
+    for (const p of pieces) c.write(p);
+    if (end) c.end();
+    return { lines, readyAt, recent: c.recent };
+  };
+  const boot = ['OSv v0.57\r\n', 'eth0: 192.168', '.122.15\r\nBooted up in 12', '0.5 ms\r\n', 'login: '];
+  t.deepEqual(run('Booted', boot).lines, ['OSv v0.57', 'eth0: 192.168.122.15', 'Booted up in 120.5 ms']);
+  t.is(run(/Booted up in [\d.]+ ms/g, boot).readyAt, 3); // a /g pattern is not thrown off by lastIndex
+  t.is(run('login:', boot).readyAt, 3, 'the prompt matched before its newline');
+  t.is(run((l) => l.startsWith('login'), boot).readyAt, -1, 'a predicate waits for whole lines');
+  t.is(run((l) => l.startsWith('login'), boot, true).readyAt, 4, '… and gets the last one at the end');
+  t.is(run(undefined, boot).readyAt, 1, 'no marker: the first line');
+  t.deepEqual(run(undefined, boot, true).recent, ['eth0: 192.168.122.15', 'Booted up in 120.5 ms', 'login: '], 'the last `keep` lines');
 });

@@ -8,6 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { VmError } from '../errors.js';
 import { kvmFailureIn, type Accel } from './accel.js';
+import { ConsoleLines, type ReadyMarker } from './console-lines.js';
 import { FileTail } from './file-tail.js';
 import { onProcessEnd, type ProcessEndHook } from '../process-end.js';
 import { formatCommand } from './qemu-args.js';
@@ -15,8 +16,7 @@ import { QmpClient } from './qmp.js';
 import { shutdownQemu } from './shutdown.js';
 import type { PortForward } from './network.js';
 
-/** What decides that a VM is ready: a substring, a pattern, or a predicate over console lines. */
-export type ReadyMarker = string | RegExp | ((line: string) => boolean);
+export type { ReadyMarker } from './console-lines.js';
 
 export interface VmExit {
   /** QEMU's exit status (null when it died from a signal). */
@@ -127,7 +127,7 @@ export class Vm extends EventEmitter {
   /** The QEMU command line of the current attempt. */
   command = '';
   /** The last console lines (for error reports). */
-  readonly recentLines: string[] = [];
+  readonly recentLines: string[];
   /** Resolves when the readiness marker appeared; rejects if QEMU ended first or it timed out. */
   readonly ready: Promise<void>;
   /** Resolves when QEMU has ended, for whatever reason. */
@@ -138,7 +138,7 @@ export class Vm extends EventEmitter {
   private tails: FileTail[] = [];
   private guard: ProcessEndHook | undefined;
   private decoder = new StringDecoder('utf8');
-  private partial = '';
+  private readonly console: ConsoleLines;
   private stderrText = '';
   private sawConsole = false;
   private readySettled = false;
@@ -157,6 +157,8 @@ export class Vm extends EventEmitter {
   constructor(spec: VmSpec) {
     super();
     this.spec = spec;
+    this.console = new ConsoleLines({ ready: spec.ready, keep: RECENT_LINES, onLine: (line) => this.emit('line', line), onReady: () => this.settleReady() });
+    this.recentLines = this.console.recent;
     this.name = spec.name;
     this.dir = spec.dir;
     this.image = spec.image;
@@ -304,25 +306,7 @@ export class Vm extends EventEmitter {
     this.sawConsole = true;
     this.spec.echo?.write(text);
     this.serialStream?.write(text);
-    this.partial += text;
-    let nl: number;
-    while ((nl = this.partial.indexOf('\n')) >= 0) {
-      const line = this.partial.slice(0, nl).replace(/\r$/, '');
-      this.partial = this.partial.slice(nl + 1);
-      this.onLine(line);
-    }
-    // Prompts and banners may come without a newline: markers that are text can match early.
-    if (this.partial && !this.readySettled && this.spec.ready !== undefined && typeof this.spec.ready !== 'function' &&
-        matches(this.spec.ready, this.partial)) {
-      this.settleReady();
-    }
-  }
-
-  private onLine(line: string): void {
-    this.recentLines.push(line);
-    if (this.recentLines.length > RECENT_LINES) this.recentLines.shift();
-    this.emit('line', line);
-    if (!this.readySettled && (this.spec.ready === undefined || matches(this.spec.ready, line))) this.settleReady();
+    this.console.write(text);
   }
 
   private onStderr(text: string): void {
@@ -388,7 +372,7 @@ export class Vm extends EventEmitter {
 
   private relaunch(accel: Accel): void {
     this.decoder = new StringDecoder('utf8');
-    this.partial = '';
+    this.console.reset();
     this.launch(accel);
   }
 
@@ -397,9 +381,8 @@ export class Vm extends EventEmitter {
     this.events?.close();
     for (const t of this.tails) t.close();
     this.tails = [];
-    const rest = this.partial + this.decoder.end();
-    this.partial = '';
-    if (rest) this.onLine(rest.replace(/\r?\n?$/, ''));
+    this.console.write(this.decoder.end());
+    this.console.end();
     this.guard?.release();
     if (this.readyTimer) clearTimeout(this.readyTimer);
     const exit: VmExit = {
@@ -463,10 +446,4 @@ function hintFor(stderr: string): string {
   }
   if (/Could not open|No such file/.test(stderr)) return 'A file QEMU needs is missing or unreadable; see QEMU\'s message above.';
   return 'See the console lines and QEMU output above.';
-}
-
-function matches(marker: ReadyMarker, text: string): boolean {
-  if (typeof marker === 'string') return text.includes(marker);
-  if (marker instanceof RegExp) { marker.lastIndex = 0; return marker.test(text); }
-  return marker(text);
 }

@@ -20,7 +20,7 @@ import { checkInstanceName, instanceNameFor } from '../instances.js';
 import { parseMemory } from '../memory.js';
 import { randomMac } from '../network.js';
 import { runtimeCmdline, type RuntimeCmdlineOptions } from '../runtime-cmdline.js';
-import type { ReadyMarker } from '../vm.js';
+import { ConsoleLines, type ReadyMarker } from '../console-lines.js';
 import { domainXml, METADATA_NS, parseDomainMetadata, TITLE_PREFIX, type DomainMetadata, type LibvirtNetwork } from './domain-xml.js';
 import { libvirtService, Virsh, type VirshOptions } from './virsh.js';
 
@@ -73,7 +73,7 @@ export class LibvirtVm extends EventEmitter {
   readonly target = 'libvirt' as const;
   readonly ready: Promise<void>;
   readonly exited: Promise<LibvirtExit>;
-  readonly recentLines: string[] = [];
+  readonly recentLines: string[];
   /** No local process: the domain's QEMU runs under libvirtd. */
   readonly pid = undefined;
   readonly forwards: never[] = [];
@@ -85,7 +85,7 @@ export class LibvirtVm extends EventEmitter {
   private endedBy: LibvirtExit['endedBy'] = 'guest';
   private following = true;
   private offset = 0;
-  private partial = '';
+  private readonly console: ConsoleLines;
   private readonly decoder = new StringDecoder('utf8');
   private serialStream: PassThrough | undefined;
   private readyTimer: NodeJS.Timeout | undefined;
@@ -103,6 +103,8 @@ export class LibvirtVm extends EventEmitter {
     private readonly o: { persist: boolean; ready: ReadyMarker | undefined; readyTimeoutMs: number; echo: NodeJS.WritableStream | undefined; pollMs: number; tmp: string },
   ) {
     super();
+    this.console = new ConsoleLines({ ready: o.ready, onLine: (line) => this.emit('line', line), onReady: () => this.settleReady() });
+    this.recentLines = this.console.recent;
     this.ready = new Promise((resolve, reject) => { this.resolveReady = resolve; this.rejectReady = reject; });
     this.ready.catch(() => {});
     this.exited = new Promise((resolve) => { this.resolveExited = resolve; });
@@ -168,17 +170,7 @@ export class LibvirtVm extends EventEmitter {
     if (!text) return;
     this.o.echo?.write(text);
     this.serialStream?.write(text);
-    this.partial += text;
-    let nl: number;
-    while ((nl = this.partial.indexOf('\n')) >= 0) {
-      const line = this.partial.slice(0, nl).replace(/\r$/, '');
-      this.partial = this.partial.slice(nl + 1);
-      this.recentLines.push(line);
-      if (this.recentLines.length > 50) this.recentLines.shift();
-      this.emit('line', line);
-      if (!this.readySettled && (this.o.ready === undefined || matches(this.o.ready, line))) this.settleReady();
-    }
-    if (this.partial && !this.readySettled && this.o.ready !== undefined && typeof this.o.ready !== 'function' && matches(this.o.ready, this.partial)) this.settleReady();
+    this.console.write(text);
   }
 
   private settleReady(error?: Error): void {
@@ -191,7 +183,8 @@ export class LibvirtVm extends EventEmitter {
   private async finish(exit: LibvirtExit): Promise<void> {
     if (this.finished) return;
     this.finished = true;
-    if (this.partial) { this.emit('line', this.partial); this.recentLines.push(this.partial); this.partial = ''; }
+    this.console.write(this.decoder.end());
+    this.console.end();
     this.settleReady(new CloudError(`the domain ${this.name} ended (${exit.state}${exit.reason ? `, ${exit.reason}` : ''}) before its readiness marker`, {
       code: 'E_VM_EXITED', service: libvirtService(this.uri), hint: this.recentLines.length ? `Its last console lines: ${this.recentLines.slice(-3).join(' | ')}` : 'It printed nothing on its console.',
     }));
@@ -225,10 +218,6 @@ export class LibvirtVm extends EventEmitter {
     this.following = false;
     clearTimeout(this.readyTimer);
   }
-}
-
-function matches(marker: ReadyMarker, line: string): boolean {
-  return typeof marker === 'string' ? line.includes(marker) : marker instanceof RegExp ? marker.test(line) : marker(line);
 }
 
 /** An image to boot on libvirt: a path, or writeImage's image. */
