@@ -258,6 +258,18 @@ export async function main(): Promise<void> {
       // BENCH_VERBOSE=1: every round, wall/cpu, to see the spread on a busy machine.
       if (process.env.BENCH_VERBOSE) console.log(`      rounds: ${results[v]!.map((r) => `${fmt(r.ms)}/${fmt(r.cpuMs)}`).join('  ')}`);
     }
+    // The issue's targets (#13), from the medians above.
+    const wall = (v: string) => (results[v] ? median(results[v]!.map((r) => r.ms)) : NaN);
+    const verdict = (value: number, limit: number) => (Number.isNaN(value) ? 'not run' : `${value.toFixed(2)} (target ≤ ${limit}: ${value <= limit ? 'met' : 'not met'})`);
+    console.log('\ntargets:');
+    console.log(`  capstan.src → image, × tar:                          ${verdict(wall('image-csrc') / tar, 1.3)}`);
+    console.log(`  gulp.src({read: false}) → image, × tar:              ${verdict(wall('image-noread') / tar, 2.5)}`);
+    console.log(`  buffered gulp.src → image, × buffered src drained:   ${verdict(wall('image') / wall('src'), 1.2)}`);
+    if (results['osv-python']) {
+      const python = wall('osv-python');
+      const paths = ['image-csrc', 'image-noread', 'image-stream', 'image'].filter((v) => results[v]);
+      console.log(`  ahead of gen-rofs-img.py (${fmt(python)}): ${paths.map((v) => `${v} ${fmt(wall(v))} ${wall(v) < python ? 'yes' : 'no'}`).join(', ')}`);
+    }
     await rm(tree, { recursive: true, force: true });
 
     if (!process.env.BENCH_SKIP_2G) {
