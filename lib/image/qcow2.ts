@@ -200,7 +200,7 @@ export class Qcow2Writer implements DiskWriter {
   /**
    * Writes the gathered data clusters. Synchronously: one 1 MiB write blocks for well under a
    * millisecond, and skipping the thread-pool round trip per batch measurably speeds up
-   * composing (the reads of the next files still run in the pool meanwhile).
+   * composing.
    */
   private flushPending(): void {
     if (this.pending.length === 0) return;

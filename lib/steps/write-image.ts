@@ -128,10 +128,10 @@ export function writeImage(options: WriteImageOptions): Transform {
       // Content at hand (a Buffer, or a host file that fits in one read) onto a disk written
       // synchronously: added before this returns, without a promise per file.
       const now = c instanceof ImageComposer && c.canAddSync ? (file.isBuffer() ? file.contents : item.hostChunksSync()) : undefined;
-      if (now) {
+      if (now && c instanceof ImageComposer) {
         let result: AddResult;
         try {
-          result = (c as ImageComposer).addFileSync(guestPath, now, entry);
+          result = c.addFileSync(guestPath, now, entry);
         } catch (error) {
           throw readFailure(error, file.path);
         }

@@ -123,8 +123,7 @@ export class ReadAhead {
  * host-file.ts for why); a shadowed file is never opened.
  */
 async function* fromHost(file: Vinyl, scratch: Buffer, add: (n: number) => void, pace: () => Promise<void> | undefined): AsyncGenerator<Uint8Array> {
-  for (const chunk of hostFileChunks(file.path, file.stat, scratch)) {
-    add(chunk.length);
+  for (const chunk of countedChunks(hostFileChunks(file.path, file.stat, scratch), add)) {
     yield chunk;
     await pace();
   }
