@@ -276,8 +276,10 @@ test('an error upstream (the stream before writeImage fails) leaves no temp file
     if (delay) {
       t.deepEqual(await leftovers(dir, name), [], name); // no waiting: the temp file went when the step was destroyed
     } else {
-      // The image was still being opened (the loader read in flight): it is removed once open.
-      for (let i = 0; i < 50 && (await leftovers(dir, name)).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      // The image was still being opened (its loader read in flight) and is removed once open,
+      // which under load may be a while after the rejection: look after it must have opened.
+      await new Promise((r) => setTimeout(r, 1000));
+      for (let i = 0; i < 50 && (await leftovers(dir, name)).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, 200)); // nor does anything appear later
     t.deepEqual(await leftovers(dir, name), [], name);
