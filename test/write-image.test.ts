@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable, Transform, Writable } from 'node:stream';
+import { PassThrough, Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import Vinyl from 'vinyl';
 import { annotate, APP_LAYER, capstanOf } from '../lib/carrier.js';
@@ -262,22 +262,34 @@ test('src({read: false}): a file removed or changed after src listed it is a cle
 
 test('an error upstream (the stream before writeImage fails) leaves no temp file and nothing at out, as soon as the pipeline rejects', async (t) => {
   const { dir, loader } = await setup(t);
-  // Failing while the image is still being opened (its loader read in flight), and once files are in it.
-  for (const [name, delay] of [['opening.qcow2', 0], ['writing.qcow2', 20], ['writing.raw', 20]] as const) {
+  // Failing while the image is still being opened (its loader read in flight), and while the
+  // step waits on a slow file (its stream contents still coming: the step cannot unwind yet).
+  for (const [name, whenOpen] of [['opening.qcow2', false], ['writing.qcow2', true], ['writing.raw', true]] as const) {
     const out = path.join(dir, name);
+    // The step's per-file log line for /a says the image is open and has a file in it.
+    const log = new PassThrough();
+    let logged = '';
+    const added = new Promise<void>((resolve) => log.on('data', (d: Buffer) => { logged += d.toString(); if (logged.includes('/a')) resolve(); }));
+    const slow = new PassThrough();
+    slow.write(Buffer.alloc(1000, 1));
     async function* failing() {
       yield vinylFile(dir, 'a', 'first file');
-      if (delay) await new Promise((r) => setTimeout(r, delay));
-      yield vinylFile(dir, 'b', 'second file');
+      if (whenOpen) await added;
+      const b = vinylFile(dir, 'b', '');
+      b.contents = slow;
+      yield b;
+      await new Promise((r) => setTimeout(r, 50));
       throw new Error('upstream broke');
     }
-    await t.throwsAsync(pipeline(Readable.from(failing()), writeImage({ out, loader, cmdline: '/x', silent: true, format: name.endsWith('.raw') ? 'raw' : 'qcow2' }),
+    await t.throwsAsync(pipeline(Readable.from(failing()), writeImage({ out, loader, cmdline: '/x', verbose: true, logTo: log, format: name.endsWith('.raw') ? 'raw' : 'qcow2' }),
       new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } })), { message: /upstream broke/ });
-    if (delay) {
+    if (whenOpen) {
       t.deepEqual(await leftovers(dir, name), [], name); // no waiting: the temp file went when the step was destroyed
+      slow.end(Buffer.alloc(1000, 2)); // the slow file goes on: nothing may be written any more
     } else {
-      // The image was still being opened (its loader read in flight) and is removed once open,
-      // which under load may be a while after the rejection: look after it must have opened.
+      slow.end();
+      // The image was still being opened and is removed once open, which under load may be a
+      // while after the rejection (156-247 ms seen): look after it must have opened.
       await new Promise((r) => setTimeout(r, 1000));
       for (let i = 0; i < 50 && (await leftovers(dir, name)).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     }

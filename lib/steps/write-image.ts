@@ -159,6 +159,8 @@ export function writeImage(options: WriteImageOptions): Transform {
     };
     try {
       for await (const file of files) {
+        // Files queued before the stream was destroyed still come: the image is gone, stop.
+        if (stream.destroyed) break;
         const meta = capstanOf(file);
         manifest ??= meta?.manifest;
         if (meta?.kind === 'image') { yield file; continue; }
@@ -169,7 +171,7 @@ export function writeImage(options: WriteImageOptions): Transform {
         const writing = add(composer, item);
         if (writing) await writing;
       }
-      for (let item = ahead.shift(); item; item = ahead.shift()) {
+      for (let item = ahead.shift(); item && !stream.destroyed; item = ahead.shift()) {
         composer ??= await open();
         const writing = add(composer, item);
         if (writing) await writing;
