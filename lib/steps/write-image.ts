@@ -80,6 +80,8 @@ export function writeImage(options: WriteImageOptions): Transform {
   let opening: Promise<ImageComposer | ZfsImageComposer> | undefined;
   let opened: ImageComposer | ZfsImageComposer | undefined;
   const open = () => (opening ??= openComposer(opts).then((c) => (opened = c)));
+  // The files being read ahead, and the one being written, for _destroy too.
+  const reading: { ahead?: ReadAhead; writing?: AheadFile } = {};
   const stream: Transform = objectTransform(async function* (files: AsyncIterable<Vinyl>) {
     log.start();
     const started = Date.now();
@@ -90,7 +92,7 @@ export function writeImage(options: WriteImageOptions): Transform {
     let streamed = 0;
     let shadowed = 0;
     const progress = wantsProgress() && !options.silent ? startProgress(() => `${count} entries, ${(streamed / 1048576).toFixed(0)} MiB`) : undefined;
-    const ahead = new ReadAhead((n) => { streamed += n; });
+    const ahead = (reading.ahead = new ReadAhead((n) => { streamed += n; }));
     const done = (guestPath: string, result: AddResult) => {
       count++;
       if (result === 'shadowed') shadowed++;
@@ -141,6 +143,7 @@ export function writeImage(options: WriteImageOptions): Transform {
       }
       return (async () => {
         let result: AddResult;
+        reading.writing = item;
         try {
           const content = item.content ?? file.contents as Buffer;
           result = c instanceof ZfsImageComposer
@@ -148,6 +151,8 @@ export function writeImage(options: WriteImageOptions): Transform {
             : await c.addFile(guestPath, content, entry);
         } catch (error) {
           throw readFailure(error, file.path);
+        } finally {
+          reading.writing = undefined;
         }
         // A shadowed file's content was never read: close it. (Only then: destroying vinyl-fs
         // stream contents that were read to their end kept their data alive, +180 MB of peak
@@ -217,11 +222,14 @@ export function writeImage(options: WriteImageOptions): Transform {
   // after the stream has closed. So the abort starts here: its temp file is unlinked before
   // this returns, and nothing of the image is left beside `out` when `pipeline` rejects. (An
   // image still being opened is aborted as soon as it is open; the writers and composers
-  // refuse any write after an abort.)
+  // refuse any write after an abort.) The contents being read are let go too, so a slow file
+  // (a stream still coming) does not keep the step waiting.
   const destroy = stream._destroy;
   stream._destroy = (error, callback) => {
     if (opened) opened.abort().catch(() => {});
     else opening?.then((c) => c.abort(), () => {}).catch(() => {});
+    reading.ahead?.releaseAll();
+    reading.writing?.release().catch(() => {});
     destroy.call(stream, error, callback);
   };
   return stream;
