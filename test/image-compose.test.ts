@@ -228,14 +228,18 @@ test('an error keeps the previous image at out untouched', async (t) => {
   t.is((await describeImage(out)).cmdline, '/first');
 });
 
-test('a process killed while writing leaves the previous image at out (only a temp file as residue)', async (t) => {
+/** A folder with a loader and a previous image at out ('/previous'), and where to put a writer script that interrupts the next one. */
+async function previousImage(t: Parameters<typeof tempDir>[0], seed: number, count: number) {
   const dir = await tempDir(t);
   const loader = await buildStandInLoader(path.join(dir, 'loader'));
   const out = path.join(dir, 'app.qcow2');
-  await compose(out, loader, randomTree(11, 20), 'qcow2', '/previous');
+  await compose(out, loader, randomTree(seed, count), 'qcow2', '/previous');
   const before = sha(await readFile(out));
-  const script = path.join(dir, 'writer.mts');
-  const composeModule = new URL('../lib/image/compose.ts', import.meta.url).href;
+  return { dir, loader, out, before, script: path.join(dir, 'writer.mts'), composeModule: new URL('../lib/image/compose.ts', import.meta.url).href };
+}
+
+test('a process killed while writing leaves the previous image at out (only a temp file as residue)', async (t) => {
+  const { dir, loader, out, before, script, composeModule } = await previousImage(t, 11, 20);
   await writeFile(script, `
     import { ImageComposer } from ${JSON.stringify(composeModule)};
     const c = await ImageComposer.open({ out: ${JSON.stringify(out)}, loader: ${JSON.stringify(loader)} });
@@ -263,13 +267,7 @@ test('a process killed while writing leaves the previous image at out (only a te
 // (above) is the one ending nothing can clean up after.
 for (const ending of ['process.exit(1)', 'SIGINT', 'SIGTERM', 'SIGINT with a listener of the app\'s own'] as const) {
   test(`a process that ends while writing (${ending}) leaves no temp file, and the previous image at out`, async (t) => {
-    const dir = await tempDir(t);
-    const loader = await buildStandInLoader(path.join(dir, 'loader'));
-    const out = path.join(dir, 'app.qcow2');
-    await compose(out, loader, randomTree(12, 10), 'qcow2', '/previous');
-    const before = sha(await readFile(out));
-    const script = path.join(dir, 'writer.mts');
-    const composeModule = new URL('../lib/image/compose.ts', import.meta.url).href;
+    const { dir, loader, out, before, script, composeModule } = await previousImage(t, 12, 10);
     const ownListener = ending.includes('listener');
     await writeFile(script, `
       import { ImageComposer } from ${JSON.stringify(composeModule)};

@@ -219,15 +219,21 @@ test('a truncated body, a wrong digest, an asset larger than announced, a downlo
   t.deepEqual(await listing(dir(w4)), []);
 });
 
-test('a download killed mid-way (the process dies) leaves nothing a later build would use', async (t) => {
+/** A pull of the loader in a child process that `signal` ends 700 ms in, while the download hangs half-way. */
+async function interruptedPull(t: Parameters<typeof world>[0], signal: 'SIGKILL' | 'SIGINT' | 'SIGTERM') {
   const w = await world(t);
   w.server.fault('/dl/v0.57.0/osv-loader.qemu.x86_64', { kind: 'hang-after', at: 5000, times: 1 });
   const script = `
     import { pullLoader } from ${JSON.stringify(path.resolve('lib/repository/index.ts'))};
-    setTimeout(() => process.kill(process.pid, 'SIGKILL'), 700);
+    setTimeout(() => process.kill(process.pid, '${signal}'), 700);
     await pullLoader(undefined, ${JSON.stringify({ ...w.options, http: { ...FAST, idleTimeoutMs: 60000 } })});
   `;
   const child = await execa(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { reject: false, timeout: 30000 });
+  return { w, child };
+}
+
+test('a download killed mid-way (the process dies) leaves nothing a later build would use', async (t) => {
+  const { w, child } = await interruptedPull(t, 'SIGKILL');
   t.is(child.signal, 'SIGKILL');
   const files = await listing(path.join(w.options.root, 'repository', 'osv-loader'));
   t.false(files.includes('osv-loader.qemu'), 'no loader at its final name');
@@ -239,14 +245,7 @@ test('a download killed mid-way (the process dies) leaves nothing a later build 
 
 test('a download interrupted by Ctrl+C or SIGTERM removes its .part as the process goes', async (t) => {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    const w = await world(t);
-    w.server.fault('/dl/v0.57.0/osv-loader.qemu.x86_64', { kind: 'hang-after', at: 5000, times: 1 });
-    const script = `
-      import { pullLoader } from ${JSON.stringify(path.resolve('lib/repository/index.ts'))};
-      setTimeout(() => process.kill(process.pid, '${signal}'), 700);
-      await pullLoader(undefined, ${JSON.stringify({ ...w.options, http: { ...FAST, idleTimeoutMs: 60000 } })});
-    `;
-    const child = await execa(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { reject: false, timeout: 30000 });
+    const { w, child } = await interruptedPull(t, signal);
     t.is(child.signal, signal, 'the process still dies of the signal');
     t.deepEqual(await listing(path.join(w.options.root, 'repository', 'osv-loader')), [], `${signal}: nothing left in the repository`);
   }
