@@ -4,7 +4,6 @@
 // the application's files, which follow the manifest.
 import path from 'node:path';
 import type { Transform } from 'node:stream';
-import { objectTransform } from 'through2';
 import Vinyl from 'vinyl';
 import { annotate, capstanOf, type PackageRef } from '../carrier.js';
 import { RepositoryError, toPluginError } from '../errors.js';
@@ -18,6 +17,7 @@ import type { MpmMember } from '../repository/mpm.js';
 import { capstanRoot } from '../repository/root.js';
 import { hostRuntimeFiles } from '../runtimes/host-runtime.js';
 import { runtimeVinyls } from '../vinyl/runtime-files.js';
+import { stepStream } from '../vinyl/step-stream.js';
 import { syntheticStat, typeBits } from '../vinyl/synthetic-stat.js';
 
 export interface FetchPackagesOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
@@ -42,20 +42,22 @@ export function fetchPackages(options: FetchPackagesOptions = {}): Transform {
   const find = options.pullMissing
     ? (name: string) => (client ??= new RepositoryClient({ ...options, root })).ensurePackage(name, parse)
     : (name: string) => findLocalPackage(name, root, parse);
-  return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
-    log.start();
-    for await (const file of files) {
+  log.start();
+  return stepStream({
+    each(file, push) {
       const meta = capstanOf(file);
-      if (meta?.kind === 'manifest' && meta.manifest) {
+      if (meta?.kind !== 'manifest' || !meta.manifest) return void push(file);
+      const manifest = meta.manifest;
+      return (async () => {
         try {
-          yield* packageFiles(meta.manifest, root, log, find, parse);
+          for await (const member of packageFiles(manifest, root, log, find, parse)) push(member);
         } catch (error) {
           throw toPluginError(error, file.path);
         }
-      }
-      yield file;
-    }
-  }) as unknown as Transform;
+        push(file);
+      })();
+    },
+  });
 }
 
 async function* packageFiles(

@@ -5,12 +5,11 @@
 // guest paths are remembered, so the generated entries can be decided at the end. The
 // per-build state is LayoutRun (layout-run.ts); this file is the stream adapter.
 import type { Transform } from 'node:stream';
-import { objectTransform } from 'through2';
-import type Vinyl from 'vinyl';
 import { LayoutError, toPluginError } from '../errors.js';
 import { stepLogger, type LogOptions } from '../log.js';
 import { compileIgnore } from '../layout/index.js';
 import { LayoutRun, type LayoutSettings } from '../layout/run.js';
+import { stepStream } from '../vinyl/step-stream.js';
 
 export interface LayoutFilesOptions extends LogOptions {
   /**
@@ -27,26 +26,17 @@ export interface LayoutFilesOptions extends LogOptions {
 export function layoutFiles(options: LayoutFilesOptions = {}): Transform {
   const settings = normaliseOptions(options);
   const log = stepLogger('layoutFiles', options);
-  return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
-    log.start();
-    const layout = new LayoutRun(settings, log);
-    for await (const file of files) {
-      let placed: Vinyl | undefined;
-      try {
-        placed = layout.accept(file);
-      } catch (error) {
-        throw toPluginError(error, file.path);
-      }
-      if (placed) yield placed;
-    }
-    let generated: Vinyl[];
-    try {
-      generated = await layout.finish();
-    } catch (error) {
-      throw toPluginError(error);
-    }
-    yield* generated;
-  }) as unknown as Transform;
+  log.start();
+  const layout = new LayoutRun(settings, log);
+  return stepStream({
+    each(file, push) {
+      const placed = layout.accept(file);
+      if (placed) push(placed);
+    },
+    async end(push) {
+      for (const file of await layout.finish()) push(file);
+    },
+  });
 }
 
 function normaliseOptions(options: LayoutFilesOptions): LayoutSettings {

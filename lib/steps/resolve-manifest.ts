@@ -10,12 +10,12 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, type Transform } from 'node:stream';
-import { objectTransform } from 'through2';
 import Vinyl from 'vinyl';
 import { annotate } from '../carrier.js';
 import { ManifestError, toPluginError } from '../errors.js';
 import { stepLogger, type LogOptions } from '../log.js';
 import { contentChunks, type EventStream } from '../vinyl/contents.js';
+import { stepStream, type Push } from '../vinyl/step-stream.js';
 import { validateManifestOptions, type ManifestInputs, type ManifestOptions } from '../manifest/assemble.js';
 import { assembleApplication, type ApplicationOptions } from '../runtimes/application.js';
 import { hostPathKind, MANIFEST_INPUT_PATHS, readInputFile, type ManifestInputName } from '../manifest/load.js';
@@ -76,75 +76,72 @@ export function resolveManifest(options: ResolveManifestOptions = {}): Transform
   const limits = { ...DEFAULT_HOLD, ...definedOnly(hold ?? {}) };
   const log = stepLogger('resolveManifest', { verbose, silent });
 
-  return objectTransform(async function* (files: AsyncIterable<Vinyl>) {
-    log.start();
-    // Per stream, never per module: two builds in one process must not share state.
-    let held: Vinyl[] = [];
-    let heldBytes = 0;
-    const found: Partial<Record<ManifestInputName, { file: Vinyl; text: string }>> = {};
-    let firstBase: string | undefined;
-    let resolved: { manifest: Manifest; inputs: ManifestInputs } | undefined;
-    let passed = 0;
+  log.start();
+  // Per stream, never per module: two builds in one process must not share state.
+  let held: Vinyl[] = [];
+  let heldBytes = 0;
+  const found: Partial<Record<ManifestInputName, { file: Vinyl; text: string }>> = {};
+  let firstBase: string | undefined;
+  let resolved: { manifest: Manifest; inputs: ManifestInputs } | undefined;
+  let passed = 0;
 
-    const resolve = async (early: boolean) => {
-      try {
-        const inputBase = Object.values(found)[0]?.file.base;
-        const root = path.resolve(cwd ?? inputBase ?? firstBase ?? process.cwd());
-        const inputs: ManifestInputs = { root };
-        for (const name of Object.keys(MANIFEST_INPUT_PATHS) as ManifestInputName[]) {
-          const inStream = found[name];
-          inputs[name] = inStream ? { text: inStream.text, file: inStream.file.path } : await readInputFile(root, name);
-        }
-        const manifest = assembleApplication(inputs, manifestOptions, {
-          pathKind: hostPathKind,
-          onWarning: (w) => { log.warn(formatWarning(w)); onWarning?.(w); },
-        });
-        // The summary comes before the files go on, so the log follows the pipeline's order.
-        log.summary(summaryOf(manifest, early ? `${held.length} files held, the rest streamed` : `${held.length} files`));
-        return { manifest, inputs };
-      } catch (error) {
-        throw toPluginError(error);
+  const resolve = async (early: boolean) => {
+    try {
+      const inputBase = Object.values(found)[0]?.file.base;
+      const root = path.resolve(cwd ?? inputBase ?? firstBase ?? process.cwd());
+      const inputs: ManifestInputs = { root };
+      for (const name of Object.keys(MANIFEST_INPUT_PATHS) as ManifestInputName[]) {
+        const inStream = found[name];
+        inputs[name] = inStream ? { text: inStream.text, file: inStream.file.path } : await readInputFile(root, name);
       }
-    };
-    const release = function* (manifest: Manifest): Generator<Vinyl> {
-      yield manifestFile(manifest);
-      for (const file of held) yield pass(file, manifest);
-      held = [];
-    };
-    const pass = (file: Vinyl, manifest: Manifest): Vinyl => {
-      annotate(file, { kind: 'app', manifest });
-      passed++;
-      if (verbose) log.detail(file.relative);
-      return file;
-    };
+      const manifest = assembleApplication(inputs, manifestOptions, {
+        pathKind: hostPathKind,
+        onWarning: (w) => { log.warn(formatWarning(w)); onWarning?.(w); },
+      });
+      // The summary comes before the files go on, so the log follows the pipeline's order.
+      log.summary(summaryOf(manifest, early ? `${held.length} files held, the rest streamed` : `${held.length} files`));
+      return { manifest, inputs };
+    } catch (error) {
+      throw toPluginError(error);
+    }
+  };
+  /** Resolves the manifest and sends it on, then the files held back for it. */
+  const release = async (early: boolean, push: Push) => {
+    resolved = await resolve(early);
+    push(manifestFile(resolved.manifest));
+    for (const file of held) push(pass(file, resolved.manifest));
+    held = [];
+  };
+  const pass = (file: Vinyl, manifest: Manifest): Vinyl => {
+    annotate(file, { kind: 'app', manifest });
+    passed++;
+    if (verbose) log.detail(file.relative);
+    return file;
+  };
+  /** A file after its input text (if it is an input) was taken. */
+  const take = (file: Vinyl, push: Push): void | Promise<void> => {
+    if (resolved) return void push(pass(file, resolved.manifest));
+    held.push(file);
+    if (file.isBuffer()) heldBytes += file.contents.length;
+    if (held.length > limits.files || heldBytes > limits.bytes) return release(true, push);
+  };
 
-    for await (const file of files) {
+  return stepStream({
+    each(file, push) {
       firstBase ??= file.base;
       // file.relative is a path.relative() per call: only for names an input can have.
       const name = isInputName(file.path) ? INPUT_BY_RELATIVE.get(file.relative.replace(/\\/g, '/')) : undefined;
-      if (name && !file.isDirectory()) {
-        let text: string;
-        try {
-          text = await readText(file);
-        } catch (error) {
-          throw toPluginError(error, file.path);
-        }
+      if (!name || file.isDirectory()) return take(file, push);
+      return readText(file).then((text) => {
         if (resolved) checkLateInput(name, file, text, resolved.inputs, passed);
         else found[name] = { file, text };
-      }
-      if (resolved) { yield pass(file, resolved.manifest); continue; }
-      held.push(file);
-      if (file.isBuffer()) heldBytes += file.contents.length;
-      if (held.length > limits.files || heldBytes > limits.bytes) {
-        resolved = await resolve(true);
-        yield* release(resolved.manifest);
-      }
-    }
-    if (!resolved) {
-      resolved = await resolve(false);
-      yield* release(resolved.manifest);
-    }
-  }) as unknown as Transform;
+        return take(file, push);
+      });
+    },
+    end(push) {
+      if (!resolved) return release(false, push);
+    },
+  });
 }
 
 /**

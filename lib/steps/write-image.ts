@@ -6,7 +6,6 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Transform } from 'node:stream';
-import { objectTransform } from 'through2';
 import Vinyl from 'vinyl';
 import { annotate, APP_LAYER, BUILD_KINDS, capstanOf } from '../carrier.js';
 import { CapstanError, ImageError, toPluginError } from '../errors.js';
@@ -27,8 +26,10 @@ import type { ZfsLayout } from '../image/zfs-layout.js';
 import type { AccelChoice } from '../vm/accel.js';
 import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
 import { ReadAhead, type AheadFile } from '../vinyl/read-ahead.js';
+import { stepStream } from '../vinyl/step-stream.js';
 import { hostFileFacts } from '../vinyl/source-facts.js';
 import { hostFileSource } from '../vinyl/host-file.js';
+import { relativeOf } from '../layout/guest-path.js';
 
 export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
   /** Path of the image to write (its folder must exist). Required. */
@@ -76,115 +77,117 @@ export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'even
 export function writeImage(options: WriteImageOptions): Transform {
   const opts = normaliseOptions(options);
   const log = stepLogger('writeImage', options);
-  // The image being opened, and once open, the image itself: shared with _destroy below.
+  log.start();
+  const started = Date.now();
+  // The image is opened when the first file comes (or at the end, for an image of nothing).
   let opening: Promise<ImageComposer | ZfsImageComposer> | undefined;
-  let opened: ImageComposer | ZfsImageComposer | undefined;
-  const open = () => (opening ??= openComposer(opts).then((c) => (opened = c)));
-  // The files being read ahead, and the one being written, for _destroy too.
-  const reading: { ahead?: ReadAhead; writing?: AheadFile } = {};
-  const stream: Transform = objectTransform(async function* (files: AsyncIterable<Vinyl>) {
-    log.start();
-    const started = Date.now();
-    let composer: ImageComposer | ZfsImageComposer | undefined;
-    let manifest: Manifest | undefined;
-    let current: string | undefined;
-    let count = 0;
-    let streamed = 0;
-    let shadowed = 0;
-    const progress = wantsProgress() && !options.silent ? startProgress(() => `${count} entries, ${(streamed / 1048576).toFixed(0)} MiB`) : undefined;
-    const ahead = (reading.ahead = new ReadAhead((n) => { streamed += n; }));
-    const done = (guestPath: string, result: AddResult) => {
-      count++;
-      if (result === 'shadowed') shadowed++;
-      if (options.verbose) log.detail(`${guestPath}${result === 'added' ? '' : ` (${result})`}`);
+  let composer: ImageComposer | ZfsImageComposer | undefined;
+  const open = () => (opening ??= openComposer(opts).then((c) => (composer = c)));
+  let closed = false;
+  let manifest: Manifest | undefined;
+  let count = 0;
+  let streamed = 0;
+  let shadowed = 0;
+  const progress = wantsProgress() && !options.silent ? startProgress(() => `${count} entries, ${(streamed / 1048576).toFixed(0)} MiB`) : undefined;
+  const ahead = new ReadAhead((n) => { streamed += n; });
+  /** The file whose contents are being written (let go of when the stream is destroyed). */
+  let writing: AheadFile | undefined;
+  const done = (guestPath: string, result: AddResult) => {
+    count++;
+    if (result === 'shadowed') shadowed++;
+    if (options.verbose) log.detail(`${guestPath}${result === 'added' ? '' : ` (${result})`}`);
+  };
+  /** Adds one entry to the image; a promise only when data is written (not for a reused file). */
+  const add = (c: ImageComposer | ZfsImageComposer, item: AheadFile): Promise<void> | undefined => {
+    const file = item.file;
+    const meta = capstanOf(file);
+    const guestPath = meta?.guestPath ?? '/' + relativeOf(file).split(path.sep).join('/');
+    const entry: FileEntryOptions & ZfsEntryOptions = {
+      layer: meta?.layer ?? meta?.package?.layer ?? APP_LAYER,
+      mode: meta?.mode ?? (file.stat ? file.stat.mode & 0o7777 : undefined),
+      source: file.path,
+      // ZFS gathers files first: a host file (read: false) is read only when it is sent.
+      hostFile: c instanceof ZfsImageComposer && item.hostFile ? hostFileSource(file.path, file.stat!) : undefined,
     };
-    /** Adds one entry to the image; a promise only when data is written (not for a reused file). */
-    const add = (c: ImageComposer | ZfsImageComposer, item: AheadFile): Promise<void> | undefined => {
-      const file = item.file;
-      const meta = capstanOf(file);
-      current = file.path;
-      const guestPath = meta?.guestPath ?? '/' + file.relative.split(path.sep).join('/');
-      const entry: FileEntryOptions & ZfsEntryOptions = {
-        layer: meta?.layer ?? meta?.package?.layer ?? APP_LAYER,
-        mode: meta?.mode ?? (file.stat ? file.stat.mode & 0o7777 : undefined),
-        source: file.path,
-        // ZFS gathers files first: a host file (read: false) is read only when it is sent.
-        hostFile: c instanceof ZfsImageComposer && item.hostFile ? hostFileSource(file.path, file.stat!) : undefined,
-      };
-      if (file.isSymbolic()) {
-        if (typeof file.symlink !== 'string') throw new ImageError('is a symlink without a target', { code: 'E_SYMLINK_TARGET', file: file.path });
-        return void done(guestPath, c.addSymlink(guestPath, file.symlink, entry));
+    if (file.isSymbolic()) {
+      if (typeof file.symlink !== 'string') throw new ImageError('is a symlink without a target', { code: 'E_SYMLINK_TARGET', file: file.path });
+      return void done(guestPath, c.addSymlink(guestPath, file.symlink, entry));
+    }
+    if (file.isDirectory()) return void done(guestPath, c.addDirectory(guestPath, entry));
+    if (!file.isBuffer() && !item.hostFile && !item.content) {
+      throw new ImageError('has no contents', {
+        code: 'E_NO_CONTENTS', file: file.path,
+        hint: 'Read files with src(glob, {encoding: false}), or with {read: false} so that writeImage reads regular files itself; a vinyl without contents needs the `stat` of a regular file.',
+      });
+    }
+    // A host file (read: false) is identified by its stat, and then not even opened when its
+    // data can be reused; buffers are hashed by the composer.
+    if (opts.incremental && item.hostFile) entry.facts = hostFileFacts(file.stat);
+    const reused = entry.facts && c instanceof ImageComposer && c.reuseFile(guestPath, entry);
+    if (reused) return void done(guestPath, reused);
+    // Content at hand (a Buffer, or a host file that fits in one read) onto a disk written
+    // synchronously: added before this returns, without a promise per file.
+    const now = c instanceof ImageComposer && c.canAddSync ? (file.isBuffer() ? file.contents : item.hostChunksSync()) : undefined;
+    if (now && c instanceof ImageComposer) {
+      let result: AddResult;
+      try {
+        result = c.addFileSync(guestPath, now, entry);
+      } catch (error) {
+        throw readFailure(error, file.path);
       }
-      if (file.isDirectory()) return void done(guestPath, c.addDirectory(guestPath, entry));
-      if (!file.isBuffer() && !item.hostFile && !item.content) {
-        throw new ImageError('has no contents', {
-          code: 'E_NO_CONTENTS', file: file.path,
-          hint: 'Read files with src(glob, {encoding: false}), or with {read: false} so that writeImage reads regular files itself; a vinyl without contents needs the `stat` of a regular file.',
-        });
+      if (file.isBuffer()) streamed += file.contents.length;
+      done(guestPath, result);
+      return item.pace();
+    }
+    return (async () => {
+      let result: AddResult;
+      writing = item;
+      try {
+        const content = item.content ?? file.contents as Buffer;
+        result = c instanceof ZfsImageComposer
+          ? await c.addFile(guestPath, entry.hostFile ? undefined : content, entry)
+          : await c.addFile(guestPath, content, entry);
+      } catch (error) {
+        throw readFailure(error, file.path);
+      } finally {
+        writing = undefined;
       }
-      // A host file (read: false) is identified by its stat, and then not even opened when its
-      // data can be reused; buffers are hashed by the composer.
-      if (opts.incremental && item.hostFile) entry.facts = hostFileFacts(file.stat);
-      const reused = entry.facts && c instanceof ImageComposer && c.reuseFile(guestPath, entry);
-      if (reused) return void done(guestPath, reused);
-      // Content at hand (a Buffer, or a host file that fits in one read) onto a disk written
-      // synchronously: added before this returns, without a promise per file.
-      const now = c instanceof ImageComposer && c.canAddSync ? (file.isBuffer() ? file.contents : item.hostChunksSync()) : undefined;
-      if (now && c instanceof ImageComposer) {
-        let result: AddResult;
-        try {
-          result = c.addFileSync(guestPath, now, entry);
-        } catch (error) {
-          throw readFailure(error, file.path);
-        }
-        if (file.isBuffer()) streamed += file.contents.length;
-        done(guestPath, result);
-        return item.pace();
-      }
-      return (async () => {
-        let result: AddResult;
-        reading.writing = item;
-        try {
-          const content = item.content ?? file.contents as Buffer;
-          result = c instanceof ZfsImageComposer
-            ? await c.addFile(guestPath, entry.hostFile ? undefined : content, entry)
-            : await c.addFile(guestPath, content, entry);
-        } catch (error) {
-          throw readFailure(error, file.path);
-        } finally {
-          reading.writing = undefined;
-        }
-        // A shadowed file's content was never read: close it. (Only then: destroying vinyl-fs
-        // stream contents that were read to their end kept their data alive, +180 MB of peak
-        // RSS on the bench tree.)
-        if (result === 'shadowed') await item.release();
-        if (file.isBuffer()) streamed += file.contents.length;
-        done(guestPath, result);
-      })();
-    };
+      // A shadowed file's content was never read: close it. (Only then: destroying vinyl-fs
+      // stream contents that were read to their end kept their data alive, +180 MB of peak
+      // RSS on the bench tree.)
+      if (result === 'shadowed') await item.release();
+      if (file.isBuffer()) streamed += file.contents.length;
+      done(guestPath, result);
+    })();
+  };
+  /**
+   * An entry whose turn it is (with read-ahead, not always the file that just came in): its
+   * errors name it.
+   */
+  const take = (item: AheadFile): Promise<void> | undefined => {
+    const named = (error: unknown) => toPluginError(error, item.file.path);
     try {
-      for await (const file of files) {
-        // Files queued before the stream was destroyed still come: the image is gone, stop.
-        if (stream.destroyed) break;
-        const meta = capstanOf(file);
-        manifest ??= meta?.manifest;
-        if (meta?.kind === 'image') { yield file; continue; }
-        if (meta && BUILD_KINDS.has(meta.kind)) continue;
-        const item = ahead.push(file);
-        if (!item) continue;
-        composer ??= await open();
-        const writing = add(composer, item);
+      const writing = composer ? add(composer, item) : open().then((c) => (closed ? undefined : add(c, item)));
+      return writing?.catch((error: unknown) => { throw named(error); });
+    } catch (error) {
+      throw named(error);
+    }
+  };
+  return stepStream({
+    each(file, push) {
+      const meta = capstanOf(file);
+      manifest ??= meta?.manifest;
+      if (meta?.kind === 'image') return void push(file);
+      if (meta && BUILD_KINDS.has(meta.kind)) return;
+      const item = ahead.push(file);
+      if (item) return take(item);
+    },
+    async end(push) {
+      for (let item = ahead.shift(); item && !closed; item = ahead.shift()) {
+        const writing = take(item);
         if (writing) await writing;
       }
-      for (let item = ahead.shift(); item && !stream.destroyed; item = ahead.shift()) {
-        composer ??= await open();
-        const writing = add(composer, item);
-        if (writing) await writing;
-      }
-      current = undefined;
-      // through2 ends `files` quietly when the stream is destroyed (an error up- or downstream
-      // in the pipeline): that is not the end of the input, so no image may be completed.
-      if (stream.destroyed) return;
+      if (closed) return;
       const cmdline = opts.cmdline ?? (manifest?.bootCommand ? manifest.bootCommand : undefined);
       if (cmdline === undefined) {
         throw new ImageError('no command line for the image', {
@@ -192,47 +195,41 @@ export function writeImage(options: WriteImageOptions): Transform {
           hint: 'Pass `cmdline` to writeImage (e.g. { cmdline: "/hello" }), or run resolveManifest first so the manifest\'s boot command is used.',
         });
       }
-      composer ??= await open();
-      const done = await composer.finish(cmdline);
-      const { info } = done;
-      const incremental = 'incremental' in done ? done.incremental : undefined;
-      const image = new Vinyl({ cwd: process.cwd(), base: path.dirname(composer.out), path: composer.out, contents: null, stat: await stat(composer.out) });
+      const c = await open();
+      const finished = await c.finish(cmdline);
+      const { info } = finished;
+      const incremental = 'incremental' in finished ? finished.incremental : undefined;
+      const image = new Vinyl({ cwd: process.cwd(), base: path.dirname(c.out), path: c.out, contents: null, stat: await stat(c.out) });
       annotate(image, { kind: 'image', image: info, manifest });
       progress?.stop();
-      const tree = 'rofs' in done ? done.rofs : done.zfs;
-      const fullReason = composer instanceof ImageComposer ? composer.fullReason : undefined;
-      log.summary(`${composer.out}: ${info.format}${'zfs' in done ? zfsSummaryNote(done.zfs) : ''}, ${tree.files} files (${formatBytes(tree.fileBytes)}), ` +
+      const tree = 'rofs' in finished ? finished.rofs : finished.zfs;
+      const fullReason = c instanceof ImageComposer ? c.fullReason : undefined;
+      log.summary(`${c.out}: ${info.format}${'zfs' in finished ? zfsSummaryNote(finished.zfs) : ''}, ${tree.files} files (${formatBytes(tree.fileBytes)}), ` +
         `${tree.directories} folders, ${tree.symlinks} symlinks${shadowed ? `, ${shadowed} entries overridden` : ''} in ${((Date.now() - started) / 1000).toFixed(2)} s` +
         (incremental?.mode === 'incremental' ? `; incremental: generation ${incremental.generation}, ${incremental.reused} files reused, ${incremental.written} written`
           : fullReason ? `; full build (${fullReason})` : ''),
         { files: tree.files, bytes: tree.fileBytes });
       if (incremental?.warning) log.warn(incremental.warning);
-      log.event({ event: 'image', path: composer.out, format: info.format, size: image.stat!.size });
-      yield image;
-    } catch (error) {
-      throw toPluginError(error, current);
-    } finally {
-      ahead.releaseAll();
+      log.event({ event: 'image', path: c.out, format: info.format, size: image.stat!.size });
+      push(image);
+    },
+    // Ended, failed, or destroyed by an error elsewhere in the pipeline (which rejects at
+    // once): the abort starts here, and its temp file is unlinked before destroy() returns, so
+    // nothing of an unfinished image is left beside `out`. (An image still being opened is
+    // aborted as soon as it is open; the writers and composers refuse any write after an
+    // abort; a finished image's abort does nothing.) The contents being read are let go too,
+    // so a slow file (a stream still coming) does not keep the step waiting.
+    close() {
+      closed = true;
       progress?.stop();
-      await composer?.abort(); // no-op once finished; removes the temp file otherwise
-    }
-  }) as unknown as Transform;
-  // An error elsewhere in the pipeline destroys this step while its generator waits, and
-  // `pipeline` rejects right away; the generator unwinds (its finally aborts the image) only
-  // after the stream has closed. So the abort starts here: its temp file is unlinked before
-  // this returns, and nothing of the image is left beside `out` when `pipeline` rejects. (An
-  // image still being opened is aborted as soon as it is open; the writers and composers
-  // refuse any write after an abort.) The contents being read are let go too, so a slow file
-  // (a stream still coming) does not keep the step waiting.
-  const destroy = stream._destroy;
-  stream._destroy = (error, callback) => {
-    if (opened) opened.abort().catch(() => {});
-    else opening?.then((c) => c.abort(), () => {}).catch(() => {});
-    reading.ahead?.releaseAll();
-    reading.writing?.release().catch(() => {});
-    destroy.call(stream, error, callback);
-  };
-  return stream;
+      ahead.releaseAll();
+      writing?.release().catch(() => {});
+      if (composer) return composer.abort().catch(() => {});
+      // Not awaited: the opening may be a loader download.
+      opening?.then((c) => c.abort(), () => {}).catch(() => {});
+      return undefined;
+    },
+  });
 }
 
 /** An error while a file was added: ours as they are, anything else as a read failure naming the file. */
