@@ -26,6 +26,20 @@ export function guestPathOf(relative: string, file?: string): string {
   return normal.length > 1 && normal.endsWith('/') ? normal.slice(0, -1) : normal;
 }
 
+/**
+ * A vinyl's `relative`, without the two path.resolve() calls of its getter when the path lies
+ * below the base (nearly always: vinyl keeps both normalised, without a trailing separator).
+ */
+export function relativeOf(file: { readonly base: string; readonly path: string; readonly relative: string }): string {
+  const { base, path: full } = file;
+  if (full.length > base.length + 1 && full.charCodeAt(base.length) === SEP && full.startsWith(base) && path.isAbsolute(base)) {
+    return full.slice(base.length + 1);
+  }
+  return file.relative;
+}
+
+const SEP = path.sep.charCodeAt(0);
+
 /** True when every '/'-separated name of `relative` is non-empty and neither '.' nor '..'. */
 function isPlainRelative(relative: string): boolean {
   if (relative === '') return false;

@@ -5,7 +5,7 @@ export {
   type IgnorePatternSource, type IgnoreRule, type IgnoreMatcher, type IgnoreMatch, type IgnoreFolderMemo, type CompileIgnoreOptions,
 } from './ignore.js';
 export {
-  guestPathOf, parentDirectories, isMetaPath, rewriteSymlinkTarget, capstanfileLayout, capstanfileGuestPaths,
+  guestPathOf, relativeOf, parentDirectories, isMetaPath, rewriteSymlinkTarget, capstanfileLayout, capstanfileGuestPaths,
   type CapstanfileLayout,
 } from './guest-path.js';
 export { ROFS_FSTAB, OSV_ETC_HOSTS, rofsSkeleton } from './skeleton.js';

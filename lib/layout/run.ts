@@ -13,7 +13,7 @@ import type { Manifest, RunConfig } from '../manifest/types.js';
 import { syntheticStat, typeBits } from '../vinyl/synthetic-stat.js';
 import {
   GuestTree, SKELETON_LAYER, capstanfileGuestPaths, capstanfileLayout, compileIgnore, guestPathOf, isIgnored,
-  isMetaPath, parseCapstanignore, readHostEntry, rewriteSymlinkTarget, rofsSkeleton, runScriptEntries,
+  isMetaPath, parseCapstanignore, readHostEntry, relativeOf, rewriteSymlinkTarget, rofsSkeleton, runScriptEntries,
   type CapstanfileLayout, type GeneratedEntry, type GuestEntryType, type IgnoreFolderMemo, type IgnoreMatcher, type IgnorePatternSource,
   type RunScriptSource,
 } from './index.js';
@@ -84,7 +84,7 @@ export class LayoutRun {
 
   private placePackageFile(file: Vinyl, meta: CapstanMeta): Vinyl | undefined {
     // A host runtime's files (node and its libraries) know their guest path; a package member's is its path in the archive.
-    const guestPath = meta.guestPath?.startsWith('/') ? guestPathOf(meta.guestPath.slice(1), file.path) : guestPathOf(file.relative, file.path);
+    const guestPath = meta.guestPath?.startsWith('/') ? guestPathOf(meta.guestPath.slice(1), file.path) : guestPathOf(relativeOf(file), file.path);
     // Capstan extracts no meta/* member of a package (meta/run.yaml is parsed, not copied).
     if (guestPath === '/' || isMetaPath(guestPath)) return undefined;
     const layer = meta.package?.layer ?? meta.layer ?? 0;
@@ -97,7 +97,7 @@ export class LayoutRun {
     const preset = capstanOf(file)?.guestPath;
     if (preset !== undefined) return this.placePresetFile(file, preset);
     if (this.capstanfile) return this.placeCapstanfileFile(file, this.capstanfile);
-    const guestPath = guestPathOf(file.relative, file.path);
+    const guestPath = guestPathOf(relativeOf(file), file.path);
     // The package root itself, and /meta (Capstan parses meta/run.yaml and uploads no /meta folder).
     if (guestPath === '/' || guestPath === '/meta') return undefined;
     const ignored = isIgnored(this.ignoreMatcher(false), guestPath, this.ignoredFolders);
