@@ -6,7 +6,7 @@
 // their own temp file; the renames are atomic and the content the same.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -103,7 +103,9 @@ async function transfer(request: DownloadRequest, context: DownloadContext, temp
     }
   };
   try {
-    const out = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
+    // Opened here, not by the write stream: its own open runs in the background, and when the
+    // body failed first, that open could create the file after download() had unlinked it.
+    const out = createWriteStream(temp, { fd: await open(temp, 'wx', 0o644) });
     const stages: [Readable, ...Writable[]] = [Readable.from(counted())];
     if (request.gunzip) stages.push(createGunzip());
     stages.push(out);
