@@ -90,3 +90,28 @@ test('a corrupt archive is a clear error naming the file', async (t) => {
   t.is(error?.code, 'E_MPM_CORRUPT');
   t.regex(error!.message, /^test\.mpm: /);
 });
+
+test('a package build ended by Ctrl+C or SIGTERM leaves no half archive in the package folder', async (t) => {
+  const { execa } = await import('execa');
+  const { randomBytes } = await import('node:crypto');
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'capstan-pkg-end-'));
+    t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+    await fs.mkdir(path.join(dir, 'meta'));
+    await fs.writeFile(path.join(dir, 'meta', 'package.yaml'), 'name: big\ntitle: Big\nauthor: test\n');
+    // Random bytes do not compress: gzip takes a second or two over them, time to interrupt.
+    await fs.writeFile(path.join(dir, 'data.bin'), randomBytes(48 * 1024 * 1024));
+    const script = `import { buildPackage } from ${JSON.stringify(path.resolve('lib/repository/packages.ts'))}; await buildPackage(${JSON.stringify(dir)});`;
+    const child = execa(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { reject: false, timeout: 60000 });
+    let seen = false;
+    for (let i = 0; i < 3000 && !seen && child.exitCode === null; i++) {
+      seen = (await fs.readdir(dir)).some((f) => f.startsWith('.big.mpm.') && f.endsWith('.tmp'));
+      if (!seen) await new Promise((r) => setTimeout(r, 10));
+    }
+    t.true(seen, 'the build was under way');
+    child.kill(signal);
+    const ended = await child;
+    t.is(ended.signal, signal, `${signal}: the process still dies of the signal`);
+    t.deepEqual((await fs.readdir(dir)).sort(), ['data.bin', 'meta'], `${signal}: no temp file, no .mpm`);
+  }
+});

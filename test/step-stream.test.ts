@@ -87,7 +87,7 @@ test('an error, thrown or rejected, fails the stream as a PluginError naming the
     });
     step.on('error', () => order.push('error'));
     const error = await t.throwsAsync(collect(['a', 'bad', 'c'].map(file), step), { any: true });
-    t.is(error?.name, 'Error', how); // gulp's PluginError
+    t.is((error as Error).name, 'Error', how); // gulp's PluginError
     t.is((error as { plugin?: string }).plugin, 'gulp-capstan');
     t.is((error as { fileName?: string }).fileName, '/app/bad');
     t.is(capstanErrorOf(error)?.code, 'E_TEST_BAD');

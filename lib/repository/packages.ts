@@ -2,12 +2,12 @@
 // build (`<name>.mpm` from a package folder) and import (build + copy into the local
 // repository). The CLI and tasks format what these return.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, lstat, mkdir, readdir, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, readFile, readlink, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import tar from 'tar-stream';
-import { tempPathBeside, writeFileAtomic } from '../atomic-file.js';
+import { TempFile, writeFileAtomic } from '../atomic-file.js';
 import { CapstanError, RepositoryError } from '../errors.js';
 import { compileIgnore, isIgnored } from '../layout/ignore.js';
 import { bootScriptOf, collectCapstanignorePatterns, parsePackageYaml, parseRunYaml } from '../manifest/index.js';
@@ -217,9 +217,10 @@ export async function buildPackage(dir: string): Promise<{ path: string; info: P
   }
   const matcher = compileIgnore([...patterns, '/mpm-pkg', '/.git', '/volumes'], { defaults: false });
   const target = path.join(root, mpmName);
-  const temp = tempPathBeside(target);
+  // Removed if the process ends mid-build (Ctrl+C): no half archive is left in the package folder.
+  const temp = TempFile.beside(target);
   const pack = tar.pack();
-  const writing = pipeline(pack, createGzip(), createWriteStream(temp));
+  const writing = pipeline(pack, createGzip(), createWriteStream(temp.path));
   let members = 0;
   const add = async (rel: string): Promise<void> => {
     const full = path.join(root, ...rel.split('/').filter(Boolean));
@@ -248,11 +249,11 @@ export async function buildPackage(dir: string): Promise<{ path: string; info: P
     await add('');
     pack.finalize();
     await writing;
-    await rename(temp, target);
+    await temp.publish(target);
   } catch (error) {
     pack.destroy();
     await writing.catch(() => {});
-    await unlink(temp).catch(() => {});
+    await temp.discard();
     throw error;
   }
   return { path: target, info, members };
@@ -286,13 +287,13 @@ export async function importPackage(dir: string, options: { root?: string | unde
   const built = await buildPackage(dir);
   const paths = repositoryPackagePaths(built.info.name, capstanRoot(options.root));
   await mkdir(path.dirname(paths.mpm), { recursive: true });
-  const temp = tempPathBeside(paths.mpm);
+  const temp = TempFile.beside(paths.mpm);
   try {
-    await copyFile(built.path, temp);
-    await rename(temp, paths.mpm);
+    await copyFile(built.path, temp.path);
+    await temp.publish(paths.mpm);
     await writeFileAtomic(paths.yaml, formatPackageDescriptor(built.info));
   } finally {
-    await unlink(temp).catch(() => {});
+    await temp.discard(); // nothing once published
     await unlink(built.path).catch(() => {}); // as Capstan: the built .mpm does not stay in the folder
   }
   return { mpm: paths.mpm, yaml: paths.yaml, info: built.info };
