@@ -4,6 +4,7 @@
 // the package, runtime, image, volume and config commands, and VMs — run until the guest ends,
 // Ctrl+C leaving no QEMU, a detached persisted instance listed, stopped and deleted.
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -168,7 +169,12 @@ test('package compose writes a repository image; images, info, --json, plain com
   t.true(described.rofs!.entries.some((e) => e.path === '/app.so'));
   t.regex(out(composed), /Command line set to: '--env=PORT=8000 runscript \/run\/default;'\n$/);
   t.regex(out(composed), /writeImage: .*app\.qemu: qcow2/, 'step summaries are shown');
-  t.regex(await readFile(path.join(path.dirname(image), 'index.yaml'), 'utf8'), /^format_version: "1"\nversion: ""\ncreated: \d{4}-\d\d-\d\d \d\d:\d\d\n/);
+  const index = await readFile(path.join(path.dirname(image), 'index.yaml'), 'utf8');
+  t.regex(index, /^format_version: "1"\nversion: ""\ncreated: \d{4}-\d\d-\d\d \d\d:\d\d\n/);
+  // Our addition: the loader it was built from, and that file's sha256 (for capstan run's -kernel boot).
+  const loaderFile = path.join(p.env.CAPSTAN_ROOT, 'repository', 'osv-loader', 'osv-loader.qemu');
+  const loaderSha = createHash('sha256').update(await readFile(loaderFile)).digest('hex');
+  t.true(index.endsWith(`\nloader: ${loaderFile}\nloader_sha256: ${loaderSha}\n`), index);
 
   const images = out(await c(['i']));
   const lines = images.split('\n');
@@ -272,21 +278,32 @@ test('capstan run in a package folder composes, boots in the foreground and retu
   t.false(existsSync(path.join(p.env.CAPSTAN_ROOT, 'instances', 'qemu', 'app')), 'a non-persisted instance is removed');
 });
 
-test('capstan run: Ctrl+C stops the VM and leaves no QEMU', async (t) => {
+test('capstan run <image>: through its loader\'s kernel while that loader is unchanged, else from the disk; Ctrl+C stops the VM and leaves no QEMU', async (t) => {
   const p = await userProject(t, APP, { mode: 'wait' });
   const c = cli(p);
   t.is((await c(['package', 'compose', 'app', '-p'])).exitCode, 0);
-  const child = c(['run', 'app', '-f', '0:8080']);
-  let text = '';
-  child.stdout!.on('data', (c: Buffer) => { text += c.toString(); });
-  for (let i = 0; i < 300 && !/PART:/.test(text); i++) await delay(100);
-  t.regex(text, /Created instance: app\nForwarding tcp 127\.0\.0\.1:\d+ → guest port 8080\n[\s\S]*CMDLINE:runscript \/run\/default;/);
-  const pid = Number(await readFile(path.join(p.env.CAPSTAN_ROOT, 'instances', 'qemu', 'app', 'qemu.pid'), 'utf8'));
-  t.true(pidAlive(pid));
-  child.kill('SIGINT');
-  const r = await child;
-  t.is(r.exitCode, 130, both(r));
-  t.true(await waitGone(pid), 'no QEMU left');
+  const runUntil = async (seen: RegExp) => {
+    const child = c(['run', 'app', '-f', '0:8080']);
+    let text = '';
+    child.stdout!.on('data', (c: Buffer) => { text += c.toString(); });
+    for (let i = 0; i < 300 && !seen.test(text); i++) await delay(100);
+    const pid = Number(await readFile(path.join(p.env.CAPSTAN_ROOT, 'instances', 'qemu', 'app', 'qemu.pid'), 'utf8'));
+    t.true(pidAlive(pid));
+    child.kill('SIGINT');
+    const r = await child;
+    t.is(r.exitCode, 130, both(r));
+    t.true(await waitGone(pid), 'no QEMU left');
+    return text;
+  };
+  // The stand-in kernel prints its own path before the -append line; the stand-in boot sector
+  // prints the disk's command line and then PART:.
+  const fast = await runUntil(/CMDLINE:.*runscript/);
+  t.regex(fast, /Created instance: app\nForwarding tcp 127\.0\.0\.1:\d+ → guest port 8080\n[\s\S]*CMDLINE:\S*osv-loader\.elf\.x86_64 runscript \/run\/default;/);
+  // A loader pulled again since (another sha256) may not be the image's: then from the disk.
+  const indexFile = path.join(p.env.CAPSTAN_ROOT, 'repository', 'app', 'index.yaml');
+  await writeFile(indexFile, (await readFile(indexFile, 'utf8')).replace(/loader_sha256: \w+/, `loader_sha256: ${'0'.repeat(64)}`));
+  const fromDisk = await runUntil(/PART:/);
+  t.regex(fromDisk, /CMDLINE:runscript \/run\/default;\s*\nPART:/);
 });
 
 test('a detached persisted instance: instances, stop, run it again, delete', async (t) => {
@@ -309,8 +326,8 @@ test('a detached persisted instance: instances, stop, run it again, delete', asy
   const again = c(['run', 'myvm', '-e', '/other cmd']);
   let text = '';
   again.stdout!.on('data', (c: Buffer) => { text += c.toString(); });
-  for (let i = 0; i < 300 && !/PART:/.test(text); i++) await delay(100);
-  t.regex(text, /Running \(already existing\) instance: myvm\n[\s\S]*CMDLINE:\/other cmd/);
+  for (let i = 0; i < 300 && !/CMDLINE:.*\/other cmd/.test(text); i++) await delay(100);
+  t.regex(text, /Running \(already existing\) instance: myvm\n[\s\S]*CMDLINE:\S*osv-loader\.elf\.x86_64 \/other cmd/, 'the kernel it was started with');
   again.kill('SIGINT');
   t.is((await again).exitCode, 130);
 

@@ -1,5 +1,7 @@
 // Images in the local repository: `repository/<name>/<basename>.<hyp>` with an `index.yaml`
 // (osv-image-formats.md §5.3) — list, import, remove, as Capstan's `images`, `import`, `rmi`.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -20,6 +22,13 @@ export interface ImageIndex {
   /** Where we pulled it from (our addition; Capstan's reader ignores unknown keys). */
   release?: string | undefined;
   source?: string | undefined;
+  /**
+   * For an image we composed: the loader it was built from, and that file's sha256 then (our
+   * addition). `capstan run <image>` boots such an image through the loader's kernel ELF
+   * (-kernel) while the loader is still the same file; otherwise from the disk.
+   */
+  loader?: string | undefined;
+  loaderSha256?: string | undefined;
 }
 
 export interface LocalImage {
@@ -45,6 +54,8 @@ export function formatImageIndex(index: ImageIndex): string {
   if (index.platform !== undefined) fields.push(['platform', index.platform]);
   if (index.release !== undefined) fields.push(['release', index.release]);
   if (index.source !== undefined) fields.push(['source', index.source]);
+  if (index.loader !== undefined) fields.push(['loader', index.loader]);
+  if (index.loaderSha256 !== undefined) fields.push(['loader_sha256', index.loaderSha256]);
   return marshalGoFields(fields);
 }
 
@@ -62,7 +73,33 @@ export function parseImageIndex(text: string, file: string): ImageIndex {
     platform: o.platform === undefined ? undefined : s(o.platform),
     release: o.release === undefined ? undefined : s(o.release),
     source: o.source === undefined ? undefined : s(o.source),
+    loader: o.loader === undefined ? undefined : s(o.loader),
+    loaderSha256: o.loader_sha256 === undefined ? undefined : s(o.loader_sha256),
   };
+}
+
+/** index.yaml for an image we just composed from `loader` (Capstan's fields, created now, and the loader's record). */
+export async function composedImageIndex(loader: string): Promise<ImageIndex> {
+  const file = path.resolve(loader);
+  return { formatVersion: '1', version: '', created: capstanTime(), description: '', build: '', loader: file, loaderSha256: await sha256Of(file) };
+}
+
+/**
+ * The loader a repository image was composed from, when its index.yaml records one and that
+ * file still has the recorded sha256 (a loader pulled again since may be another release,
+ * whose kernel would not match what the image was built for); else undefined.
+ */
+export async function recordedLoader(imagePath: string): Promise<string | undefined> {
+  const index = await readImageIndex(path.dirname(imagePath)).catch(() => undefined);
+  if (!index?.loader || !index.loaderSha256) return undefined;
+  const now = await sha256Of(index.loader).catch(() => undefined);
+  return now === index.loaderSha256 ? index.loader : undefined;
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 export async function readImageIndex(dir: string): Promise<ImageIndex | undefined> {

@@ -12,7 +12,7 @@ export {
   versionNumber, needsUpdate, type ListedPackage, type RemotePackageInfo, type PackageDescription, type PackageUpdate,
 } from './packages.js';
 export {
-  listImages, importImage, removeImage, readImageIndex, formatImageIndex, capstanTime,
+  listImages, importImage, removeImage, readImageIndex, formatImageIndex, capstanTime, composedImageIndex, recordedLoader,
   type ImageIndex, type LocalImage, type ImportImageOptions,
 } from './images.js';
 export { remoteSettings, DEFAULT_RELEASES_URL, DEFAULT_S3_URL, type RemoteOptions, type RemoteSettings } from './remote/settings.js';

@@ -2,7 +2,7 @@
 // package metadata (lib/commands/compose-folder.ts), into the local repository.
 import path from 'node:path';
 import { composeFolder } from '../../commands/compose-folder.js';
-import { capstanTime, writeImageIndex } from '../../repository/images.js';
+import { composedImageIndex, writeImageIndex } from '../../repository/images.js';
 import { checkRepositoryName } from '../../repository/remote/remote.js';
 import { repositoryImagePath } from '../../repository/root.js';
 import { bool, str } from '../args.js';
@@ -39,7 +39,7 @@ export const composeCommand: Command = {
       ...remoteOptions(ctx), out, loader: str(p, 'loader_image'), cmdline: str(p, 'command_line'), size, fs,
       verbose: bool(p, 'verbose'), events: ctx.out.events,
     });
-    await writeImageIndex(path.dirname(out), { formatVersion: '1', version: '', created: capstanTime(), description: '', build: '' });
+    await writeImageIndex(path.dirname(out), await composedImageIndex(image.loader));
     ctx.out.line(`Command line set to: '${image.cmdline}'`);
   },
 };

@@ -7,7 +7,7 @@ import { buildOptions, composeWith } from '../../commands/compose.js';
 import type { ImageInfo } from '../../carrier.js';
 import { VmError } from '../../errors.js';
 import { parsePackageYaml } from '../../manifest/package-yaml.js';
-import { capstanTime, writeImageIndex } from '../../repository/images.js';
+import { composedImageIndex, recordedLoader, writeImageIndex } from '../../repository/images.js';
 import { checkRepositoryName } from '../../repository/remote/remote.js';
 import { repositoryImagePath } from '../../repository/root.js';
 import { boot, bootInstance, type BootOptions } from '../../vm/boot.js';
@@ -109,6 +109,7 @@ async function runVm(ctx: CommandContext, p: ParsedArgs): Promise<number> {
   } else {
     let imagePath: string;
     let info: ImageInfo | undefined;
+    let loader: string | undefined;
     if (image === undefined && instance === undefined) {
       // A package folder: compose it into the repository first, as Capstan's `run` does.
       const name = projectName(ctx.cwd);
@@ -117,17 +118,20 @@ async function runVm(ctx: CommandContext, p: ParsedArgs): Promise<number> {
         ...buildRemote(ctx),
         cwd: ctx.cwd, out: imagePath, format: 'qcow2', pullMissing: true, verbose: bool(p, 'v'), events: ctx.out.events,
       }));
-      await writeImageIndex(path.dirname(imagePath), { formatVersion: '1', version: '', created: capstanTime(), description: '', build: '' });
+      await writeImageIndex(path.dirname(imagePath), await composedImageIndex(info.loader));
       instance = name;
     } else {
       if (image === undefined) { image = instance!; instance = undefined; }
       imagePath = imageFile(image, ctx);
       instance ??= existsSync(path.resolve(ctx.cwd, image)) ? instanceNameFor(imagePath) : image.replaceAll('/', '-');
+      // An image we composed into the repository boots through its loader's kernel (-kernel), as
+      // `capstan run` in its package folder does, while that loader is unchanged.
+      loader = await recordedLoader(imagePath);
     }
     // A new instance of this name replaces whatever instance had it (Capstan deletes it first).
     if ((await listInstances({ root: ctx.root })).some((i) => i.name === instance)) await deleteInstance(instance!, { root: ctx.root });
     vm = await boot({ path: imagePath, info }, {
-      ...common, name: instance, replace: true, persist: bool(p, 'persist'),
+      ...common, name: instance, replace: true, persist: bool(p, 'persist'), loader,
       memory: str(p, 'm') ?? '1G', cpus: cpus ?? 2, network, networkDevice: str(p, 'b'), mac: str(p, 'mac'),
       forward: list(p, 'f'), volumes: list(p, 'volume'),
     });

@@ -7,7 +7,7 @@ import { composeRemote } from '../../commands/compose-remote.js';
 import { buildOptions, composeWith } from '../../commands/compose.js';
 import { formatBytes } from '../../log.js';
 import { initPackage } from '../../manifest/templates.js';
-import { capstanTime, writeImageIndex } from '../../repository/images.js';
+import { composedImageIndex, writeImageIndex } from '../../repository/images.js';
 import {
   buildPackage, describePackage, importPackage, listPackages, searchPackages, updatePackages, type PackageDescription,
 } from '../../repository/packages.js';
@@ -78,7 +78,7 @@ const compose: Command = {
       pullMissing: bool(p, 'pull-missing'), verbose: bool(p, 'verbose'), events: ctx.out.events,
     }));
     // As Capstan's ImportImage: the image's index.yaml, created now.
-    await writeImageIndex(path.dirname(out), { formatVersion: '1', version: '', created: capstanTime(), description: '', build: '' });
+    await writeImageIndex(path.dirname(out), await composedImageIndex(image.loader));
     ctx.out.line(`Command line set to: '${image.cmdline}'`);
   },
 };

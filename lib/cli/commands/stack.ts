@@ -9,7 +9,7 @@ import { buildOptions, composeWith } from '../../commands/compose.js';
 import { authSettingsFromEnv, resolveAuthSettings, type AuthSettings } from '../../cloud/openstack/clouds-yaml.js';
 import { listFlavors, namedFlavor, pickFlavor } from '../../cloud/openstack/nova.js';
 import { connectOpenStack, pushImage, runInstances } from '../../cloud/openstack/stack.js';
-import { capstanTime, writeImageIndex } from '../../repository/images.js';
+import { composedImageIndex, writeImageIndex } from '../../repository/images.js';
 import { checkRepositoryName } from '../../repository/remote/remote.js';
 import { repositoryImagePath } from '../../repository/root.js';
 import { parseDiskSize } from '../../image/size.js';
@@ -95,11 +95,11 @@ const push: Command = {
     ctx.out.line(`Creating image of user-usable size ${flavor.disk * 1024} MB.`);
     const out = repositoryImagePath(name, ctx.root);
     const boot = list(p, 'boot');
-    await composeWith(buildOptions({
+    const image = await composeWith(buildOptions({
       ...buildRemote(ctx), cwd: ctx.cwd, out, format: 'qcow2', size: `${flavor.disk}G`, loader: str(p, 'loader_image'),
       run: str(p, 'run'), boot: boot.length ? boot : undefined, env, pullMissing: bool(p, 'pull-missing'), verbose, events: ctx.out.events,
     }));
-    await writeImageIndex(path.dirname(out), { formatVersion: '1', version: '', created: capstanTime(), description: '', build: '' });
+    await writeImageIndex(path.dirname(out), await composedImageIndex(image.loader));
     ctx.out.line('Uploading image to OpenStack. This may take a while.');
     const keep = bool(p, 'keep-image');
     const pushed = await pushImage(out, { session, name, flavor: flavor.name, events: ctx.out.events, silent: !verbose });
