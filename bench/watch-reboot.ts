@@ -45,7 +45,7 @@ async function run(files: number, target: { name: string; loader: string; kernel
     const session = watchAndReboot(s, { until, onRebuild: (r) => rebuilt.push({ at: performance.now(), ok: r.ok }) }, out);
     while (rebuilt.length < 1) await delay(20);
     const cold = rebuilt[0]!.at - t0;
-    await delay(1500); // the watcher is set up after the first build
+    while (!events.some((x) => x.event === 'watching')) await delay(20); // saves are seen from here on
     const imageMs: number[] = [];
     const readyMs: number[] = [];
     for (let e = 0; e < edits; e++) {

@@ -18,6 +18,8 @@ export type CapstanEvent =
   | { event: 'vm-start'; pid: number | undefined; instance: string; forwards: ForwardEvent[] }
   | { event: 'vm-ready'; instance: string; ms: number }
   | { event: 'vm-exit'; instance: string; status: number | null; signal?: string | null | undefined; reason?: string | undefined }
+  /** unikernel:watch: the first VM is up and the watcher sees changes from now on (once per session). */
+  | { event: 'watching'; instance: string }
   | { event: 'upload'; target: 'glance' | 'libvirt'; image: string; bytes: number; total: number; done: boolean }
   | { event: 'image-pushed'; target: 'glance' | 'libvirt'; id: string; name: string; size: number; checksum?: string | undefined; ms: number }
   | { event: 'flavor'; id: string; name: string; disk: number; ram: number; vcpus: number; picked: boolean }

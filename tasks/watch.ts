@@ -53,6 +53,9 @@ class Session {
   private structural = false;
   private manifestChanged = false;
 
+  /** The watcher sees changes (it is started after the first build and lists the tree first). */
+  watching = false;
+
   constructor(private readonly s: StepOptions, private readonly out: TaskConsole) {}
 
   noteChange(event: string, file: string): void {
@@ -84,7 +87,7 @@ class Session {
     reportVm(vm, this.out.events, started);
     this.vm = vm;
     await vm.ready;
-    this.out.line(`unikernel:watch: ${vm.name} is up (${((Date.now() - started) / 1000).toFixed(2)} s, pid ${vm.pid}${vm.forwards.length ? `, ${vm.forwards.map((f) => `${f.address}:${f.host}→${f.guest}`).join(', ')}` : ''}); watching for changes`);
+    this.out.line(`unikernel:watch: ${vm.name} is up (${((Date.now() - started) / 1000).toFixed(2)} s, pid ${vm.pid}${vm.forwards.length ? `, ${vm.forwards.map((f) => `${f.address}:${f.host}→${f.guest}`).join(', ')}` : ''})${this.watching ? '; watching for changes' : ''}`);
   }
 }
 
@@ -112,10 +115,17 @@ export async function watchAndReboot(steps: StepOptions, options: WatchOptions, 
   const globs = typeof options.watch === 'string' ? [options.watch] : options.watch ?? s.files;
   const outRel = path.relative(s.cwd, path.dirname(s.out)).split(path.sep).join('/');
   const ignored = [...NOT_WATCHED, ...s.exclude, ...(outRel && !outRel.startsWith('..') ? [`${outRel}/**`] : [])];
+  // Started once the first VM is up (listing the tree beside the first build slowed it by about
+  // as much as the listing takes: 1.3 s of the main thread for 10,000 files here). A save is
+  // seen only once the watcher has listed the tree: "watching for changes" says when.
   const watcher = globWatcher([...globs, ...ignored.map((g) => `!${g}`)], { cwd: s.cwd, delay: options.debounce ?? 200, queue: true, ignoreInitial: true }, (done) => {
     rebuild().then(() => done(), done);
   });
   watcher.on('all', (event: string, file: string) => session.noteChange(event, file));
+  await new Promise<void>((resolve) => { watcher.once('ready', () => resolve()); });
+  session.watching = true;
+  out.line('unikernel:watch: watching for changes');
+  out.events?.({ event: 'watching', instance: session.vm?.name ?? s.name });
   const stop = options.until ?? new Promise<void>((resolve) => {
     const onSignal = () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); resolve(); };
     process.once('SIGINT', onSignal);

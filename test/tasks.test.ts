@@ -145,6 +145,7 @@ test('gulp unikernel:watch: three quick saves are one rebuild; a deleted file le
   cleanup(t, child, () => ev.all);
   const firstStart = await ev.next('vm-start');
   await ev.next('vm-ready');
+  await ev.next('watching'); // saves before it may be missed
   const count = (name: string) => ev.all.filter((e) => e.event === name).length;
   t.is(count('image'), 1);
 
