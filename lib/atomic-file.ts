@@ -2,8 +2,8 @@
 // filesystem, so the rename is atomic) and renamed over it. Temp names are unique per call,
 // so two writers in one process, or in two, never share one.
 import { randomBytes } from 'node:crypto';
-import { unlinkSync } from 'node:fs';
-import { rename, unlink, writeFile } from 'node:fs/promises';
+import { createWriteStream, unlinkSync, type WriteStream } from 'node:fs';
+import { open, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { onProcessEnd, type ProcessEndHook } from './process-end.js';
 
@@ -31,6 +31,15 @@ export class TempFile {
   /** A new, unique temp file beside `dest` (tempPathBeside). */
   static beside(dest: string, suffix = 'tmp'): TempFile {
     return new TempFile(tempPathBeside(dest, suffix));
+  }
+
+  /**
+   * A write stream on the file, created now (exclusively): opened before this returns, not in
+   * the stream's background, where a writer failing at once could have the file created after
+   * it was discarded.
+   */
+  async writeStream(): Promise<WriteStream> {
+    return createWriteStream(this.path, { fd: await open(this.path, 'wx', 0o644) });
   }
 
   /** Renames it to `dest`; from then on it is not ours to remove. */

@@ -1,8 +1,8 @@
 // Capstan's package commands as a typed API: list (local), search (remote), describe, update,
 // build (`<name>.mpm` from a package folder) and import (build + copy into the local
 // repository). The CLI and tasks format what these return.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, lstat, mkdir, open, readdir, readFile, readlink, stat, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { copyFile, lstat, mkdir, readdir, readFile, readlink, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -220,9 +220,7 @@ export async function buildPackage(dir: string): Promise<{ path: string; info: P
   // Removed if the process ends mid-build (Ctrl+C): no half archive is left in the package folder.
   const temp = TempFile.beside(target);
   const pack = tar.pack();
-  // Opened here, not in the write stream's background: a build failing at once could
-  // otherwise have the file created after it was discarded.
-  const writing = pipeline(pack, createGzip(), createWriteStream(temp.path, { fd: await open(temp.path, 'wx', 0o644) }));
+  const writing = pipeline(pack, createGzip(), await temp.writeStream());
   let members = 0;
   const add = async (rel: string): Promise<void> => {
     const full = path.join(root, ...rel.split('/').filter(Boolean));

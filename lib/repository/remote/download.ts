@@ -5,8 +5,7 @@
 // left where a later build would use it. Two builds pulling the same file at once each write
 // their own temp file; the renames are atomic and the content the same.
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -58,7 +57,7 @@ export async function download(request: DownloadRequest, context: DownloadContex
   for (let attempt = 1; ; attempt++) {
     const temp = TempFile.beside(request.dest, 'part'); // never a partial download left in the repository
     try {
-      const result = await transfer(request, context, temp.path);
+      const result = await transfer(request, context, temp);
       await request.verify?.(temp.path);
       await temp.publish(request.dest);
       return result;
@@ -71,7 +70,7 @@ export async function download(request: DownloadRequest, context: DownloadContex
   }
 }
 
-async function transfer(request: DownloadRequest, context: DownloadContext, temp: string): Promise<DownloadResult> {
+async function transfer(request: DownloadRequest, context: DownloadContext, temp: TempFile): Promise<DownloadResult> {
   const started = Date.now();
   const response = await context.http.open(request.url, request.what);
   const declared = Number(response.headers.get('content-length') ?? NaN);
@@ -103,9 +102,7 @@ async function transfer(request: DownloadRequest, context: DownloadContext, temp
     }
   };
   try {
-    // Opened here, not by the write stream: its own open runs in the background, and when the
-    // body failed first, that open could create the file after download() had unlinked it.
-    const out = createWriteStream(temp, { fd: await open(temp, 'wx', 0o644) });
+    const out = await temp.writeStream();
     const stages: [Readable, ...Writable[]] = [Readable.from(counted())];
     if (request.gunzip) stages.push(createGunzip());
     stages.push(out);
