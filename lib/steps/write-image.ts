@@ -29,7 +29,7 @@ import { ReadAhead, type AheadFile } from '../vinyl/read-ahead.js';
 import { stepStream } from '../vinyl/step-stream.js';
 import { hostFileFacts } from '../vinyl/source-facts.js';
 import { hostFileSource } from '../vinyl/host-file.js';
-import { relativeOf } from '../layout/guest-path.js';
+import { relativeOf } from '../layout/index.js';
 
 export interface WriteImageOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
   /** Path of the image to write (its folder must exist). Required. */
