@@ -6,7 +6,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describeImage } from '../lib/image/describe.js';
@@ -330,6 +330,19 @@ test('a detached persisted instance: instances, stop, run it again, delete', asy
   t.regex(text, /Running \(already existing\) instance: myvm\n[\s\S]*CMDLINE:\S*osv-loader\.elf\.x86_64 \/other cmd/, 'the kernel it was started with');
   again.kill('SIGINT');
   t.is((await again).exitCode, 130);
+
+  // The loader pulled again (its kernel file replaced): the instance boots from its disk, and says why.
+  const kernelFile = path.join(p.env.CAPSTAN_ROOT, 'repository', 'osv-loader', 'osv-loader.elf.x86_64');
+  await utimes(kernelFile, new Date(), new Date(Date.now() + 5000));
+  const third = c(['run', 'myvm']);
+  let thirdText = '';
+  third.stdout!.on('data', (c: Buffer) => { thirdText += c.toString(); });
+  third.stderr!.on('data', (c: Buffer) => { thirdText += c.toString(); });
+  for (let i = 0; i < 300 && !/PART:/.test(thirdText); i++) await delay(100);
+  t.regex(thirdText, /myvm: the kernel it was made with \(\S+osv-loader\.elf\.x86_64\) has changed since[^\n]*booting from its disk/);
+  t.regex(thirdText, /CMDLINE:\/other cmd\s*\nPART:/, 'from the disk, with the command line set at the last run');
+  third.kill('SIGINT');
+  t.is((await third).exitCode, 130);
 
   const deleted = await c(['delete', 'myvm']);
   t.is(out(deleted), 'Deleted instance: myvm\n');

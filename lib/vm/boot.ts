@@ -1,6 +1,6 @@
 // boot(image, options) → Vm: prepares the instance (folder, qcow2 overlay with the run-time
 // command line, free host ports), picks QEMU and the accelerator, and starts the VM.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageInfo } from '../carrier.js';
@@ -183,7 +183,7 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
     }, hostEnv);
     if (options.persist) {
       await writeInstanceConfig(p.config, {
-        name: p.name, image: imagePath, memoryMiB, cpus, cmdline, kernel,
+        name: p.name, image: imagePath, memoryMiB, cpus, cmdline, kernel, kernelFile: kernel ? fileFacts(kernel) : undefined,
         network: { mode: network.mode, forward: options.forward, forwards: network.forwards, device: network.device, mac: network.mac },
         volumes, format,
       });
@@ -243,6 +243,11 @@ export async function bootInstance(name: string, options: BootInstanceOptions = 
       code: 'E_VM_NO_INSTANCE', file: paths.dir, hint: 'Only instances booted with `persist: true` can be booted by name; see listInstances().',
     });
   }
+  let kernel = options.kernel ?? (config.kernel ? config.kernel : false);
+  if (options.kernel === undefined && config.kernel && config.kernelFile && !sameFacts(fileFacts(config.kernel), config.kernelFile)) {
+    stepLogger('bootVm', { silent: options.silent }).warn(`${name}: the kernel it was made with (${config.kernel}) has changed since (a loader pulled again?); booting from its disk`);
+    kernel = false;
+  }
   return boot(config.image, {
     ...options,
     name,
@@ -250,11 +255,25 @@ export async function bootInstance(name: string, options: BootInstanceOptions = 
     memory: config.memoryMiB,
     cpus: config.cpus,
     format: config.format,
-    kernel: options.kernel ?? (config.kernel ? config.kernel : false),
+    kernel,
     network: config.network.mode as NetworkMode,
     forward: config.network.forward ?? config.network.forwards,
     networkDevice: config.network.device,
     mac: config.network.mac,
     volumes: config.volumes as VolumeSpec[],
   });
+}
+
+/** Size and mtime of a file, or undefined when it is gone. */
+function fileFacts(file: string): { size: number; mtimeMs: number } | undefined {
+  try {
+    const st = statSync(file);
+    return { size: st.size, mtimeMs: st.mtimeMs };
+  } catch {
+    return undefined;
+  }
+}
+
+function sameFacts(a: { size: number; mtimeMs: number } | undefined, b: { size: number; mtimeMs: number }): boolean {
+  return a !== undefined && a.size === b.size && a.mtimeMs === b.mtimeMs;
 }

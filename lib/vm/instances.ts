@@ -93,6 +93,12 @@ export interface InstanceConfig {
   cpus: number;
   cmdline: string;
   kernel?: string | undefined;
+  /**
+   * The kernel file's size and mtime when the instance was made: a loader pulled again since
+   * replaces the file, perhaps with another release's kernel, and the instance then boots from
+   * its disk instead.
+   */
+  kernelFile?: { size: number; mtimeMs: number } | undefined;
   /** Image format. */
   format?: DiskFormat | undefined;
   network: {
