@@ -2,6 +2,7 @@
 // info, compare against the raw image of the same build), GNU tar for the GCE tarball, QEMU
 // booting the stand-in loader from a VMDK and a VDI — and read back through our own readers.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -267,6 +268,17 @@ test('bootVm refuses a GCE tarball with a clear error (QEMU cannot boot it direc
   await w.finish(512);
   const err = await t.throwsAsync(boot(file, { root: path.join(dir, 'root'), silent: true }), { instanceOf: VmError });
   t.regex(err.message, /GCE tarball/);
+});
+
+test('bootVm refuses a file that is no disk (no boot sector) with a clear error, before anything is created', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'app');
+  await writeFile(file, Buffer.alloc(16384, 0x7f)); // e.g. the program itself, named like the image
+  const root = path.join(dir, 'root');
+  const err = await t.throwsAsync(boot(file, { root, silent: true }), { instanceOf: VmError });
+  t.is(err.code, 'E_VM_IMAGE');
+  t.regex(err.message, /is not a bootable disk image: no boot sector/);
+  t.false(existsSync(path.join(root, 'instances')), 'no instance folder was made');
 });
 
 test('streamOptimized byte layout: header says GD at end; grains behind LBA markers in increasing order; each GT after its grains; GD, footer, end-of-stream last', async (t) => {

@@ -1,12 +1,13 @@
 // boot(image, options) → Vm: prepares the instance (folder, qcow2 overlay with the run-time
 // command line, free host ports), picks QEMU and the accelerator, and starts the VM.
 import { existsSync, statSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageInfo } from '../carrier.js';
 import { VmError } from '../errors.js';
 import type { DiskFormat } from '../image/disk.js';
 import { probeImageFormat } from '../image/probe.js';
+import { hasBootSignature } from '../image/mbr.js';
 import { stepLogger } from '../log.js';
 import { RepositoryClient } from '../repository/pull.js';
 import type { RemoteOptions } from '../repository/remote/settings.js';
@@ -223,6 +224,14 @@ async function bootableFormat(file: string, known: ImageInfo['format'] | undefin
       code: 'E_VM_IMAGE', file, hint: 'Build a qcow2 or raw image to boot locally, or extract disk.raw and boot that.',
     });
   }
+  // Any file probes as raw: one without a boot sector is not a disk (e.g. `capstan run -i app`
+  // in a folder holding a program called app, which wins over the repository image app).
+  if (format === 'raw' && known === undefined && !hasBootSignature(await firstSector(file))) {
+    throw new VmError('is not a bootable disk image: no boot sector (the MBR signature 55 AA at byte 510)', {
+      code: 'E_VM_IMAGE', file,
+      hint: 'Name an image written by writeImage or compose. A file of that name in the current folder is taken before the repository image of that name.',
+    });
+  }
   return format;
 }
 
@@ -276,4 +285,14 @@ function fileFacts(file: string): { size: number; mtimeMs: number } | undefined 
 
 function sameFacts(a: { size: number; mtimeMs: number } | undefined, b: { size: number; mtimeMs: number }): boolean {
   return a !== undefined && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
+async function firstSector(file: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const { bytesRead, buffer } = await handle.read(Buffer.alloc(512), 0, 512, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
 }
