@@ -21,6 +21,11 @@ export function probeImageBytes(first: Uint8Array): ProbedFormat {
 
 /** Probes `file`'s format from its first 2 KiB. */
 export async function probeImageFormat(file: string): Promise<ProbedFormat> {
+  return probeImageBytes(await readImageHead(file));
+}
+
+/** The first 2 KiB of `file` (fewer for a smaller file): what probing looks at, and the boot sector. */
+export async function readImageHead(file: string): Promise<Uint8Array> {
   let fh;
   try {
     fh = await open(file, 'r');
@@ -31,7 +36,7 @@ export async function probeImageFormat(file: string): Promise<ProbedFormat> {
   try {
     const first = Buffer.alloc(2048);
     const { bytesRead } = await fh.read(first, 0, first.length, 0);
-    return probeImageBytes(first.subarray(0, bytesRead));
+    return first.subarray(0, bytesRead);
   } finally {
     await fh.close();
   }

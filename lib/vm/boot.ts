@@ -1,12 +1,12 @@
 // boot(image, options) → Vm: prepares the instance (folder, qcow2 overlay with the run-time
 // command line, free host ports), picks QEMU and the accelerator, and starts the VM.
 import { existsSync, statSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageInfo } from '../carrier.js';
 import { VmError } from '../errors.js';
 import type { DiskFormat } from '../image/disk.js';
-import { probeImageFormat } from '../image/probe.js';
+import { probeImageBytes, readImageHead } from '../image/probe.js';
 import { hasBootSignature } from '../image/mbr.js';
 import { stepLogger } from '../log.js';
 import { RepositoryClient } from '../repository/pull.js';
@@ -218,7 +218,8 @@ export async function boot(image: BootImage, options: BootOptions = {}): Promise
 
 /** The image's disk format (from writeImage's info, else probed); a GCE tarball is no disk. */
 async function bootableFormat(file: string, known: ImageInfo['format'] | undefined): Promise<DiskFormat> {
-  const format = known ?? await probeImageFormat(file);
+  const head = known === undefined ? await readImageHead(file) : undefined;
+  const format = known ?? probeImageBytes(head!);
   if (format === 'gce') {
     throw new VmError('this is a GCE tarball (disk.raw in a tar.gz), which QEMU cannot boot directly', {
       code: 'E_VM_IMAGE', file, hint: 'Build a qcow2 or raw image to boot locally, or extract disk.raw and boot that.',
@@ -226,7 +227,7 @@ async function bootableFormat(file: string, known: ImageInfo['format'] | undefin
   }
   // Any file probes as raw: one without a boot sector is not a disk (e.g. `capstan run -i app`
   // in a folder holding a program called app, which wins over the repository image app).
-  if (format === 'raw' && known === undefined && !hasBootSignature(await firstSector(file))) {
+  if (format === 'raw' && head && !hasBootSignature(head)) {
     throw new VmError('is not a bootable disk image: no boot sector (the MBR signature 55 AA at byte 510)', {
       code: 'E_VM_IMAGE', file,
       hint: 'Name an image written by writeImage or compose. A file of that name in the current folder is taken before the repository image of that name.',
@@ -285,14 +286,4 @@ function fileFacts(file: string): { size: number; mtimeMs: number } | undefined 
 
 function sameFacts(a: { size: number; mtimeMs: number } | undefined, b: { size: number; mtimeMs: number }): boolean {
   return a !== undefined && a.size === b.size && a.mtimeMs === b.mtimeMs;
-}
-
-async function firstSector(file: string): Promise<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    const { bytesRead, buffer } = await handle.read(Buffer.alloc(512), 0, 512, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
 }
