@@ -300,7 +300,7 @@ export class ImageComposer {
 
   /** Completes the image with `cmdline` and moves it to `out`. On error the temp file is removed. */
   async finish(cmdline: string): Promise<ComposedImage> {
-    if (this.state !== 'open') throw new ImageError('the image is already finished', { code: 'E_IMAGE_STATE' });
+    this.checkOpen();
     try {
       checkCmdline(cmdline);
       const rofs = await this.rofs.finish();

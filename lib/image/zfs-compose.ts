@@ -164,7 +164,7 @@ export class ZfsImageComposer {
 
   /** Builds (or updates) the image with `cmdline` and moves it to `out`. */
   async finish(cmdline: string): Promise<ComposedZfsImage> {
-    if (this.state !== 'open') throw new ImageError('the image is already finished', { code: 'E_IMAGE_STATE' });
+    this.checkOpen();
     const started = Date.now();
     try {
       const final = zfsImageCmdline(cmdline);
