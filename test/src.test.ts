@@ -15,7 +15,7 @@ import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import type Vinyl from 'vinyl';
+import Vinyl from 'vinyl';
 import { src as capstanSrc, type SrcOptions } from '../lib/index.js';
 import { createSource } from '../lib/vinyl/src.js';
 import { describeImage, readImageFile } from '../lib/image/describe.js';
@@ -103,11 +103,24 @@ const CASES: Array<[string, string | string[], SrcOptions]> = [
   ['singular file and folder', ['lib/a.js', 'lib/deep'], {}],
   ['singular and glob', ['README.md', 'lib/**/*.js'], {}],
   ['explicit base', 'lib/deep/**', { base: '.' }],
+  ['explicit base with a trailing slash', 'lib/deep/**', { base: 'lib/' }],
+  ['singular paths with . and ..', ['lib/deep/../a.js', './README.md'], {}],
   ['cwdbase', 'lib/deep/*', { cwdbase: true }],
   ['spaces and UTF-8', ['with space/**', 'ünïcødé/**'], {}],
   ['glob matching nothing', '**/*.nothing', {}],
   ['missing folder', 'missing/**/*', {}],
 ];
+
+/**
+ * capstan.src makes its vinyls without the constructor (src.ts, vinylMaker): each must have
+ * exactly the own fields, in the same order, that `new Vinyl` gives the same file.
+ */
+function sameAsConstructed(t: { deepEqual(a: unknown, b: unknown, m?: string): void; true(v: boolean, m?: string): void }, f: Vinyl): void {
+  const made: Vinyl = new Vinyl({ cwd: f.cwd, base: f.base, path: f.path, stat: f.stat ?? undefined, contents: null }) as Vinyl;
+  if (typeof f.symlink === 'string') made.symlink = f.symlink;
+  t.deepEqual(Object.entries(f), Object.entries(made), f.path);
+  t.true(Object.getPrototypeOf(f) === Vinyl.prototype && Vinyl.isVinyl(f), f.path);
+}
 
 for (const [name, globs, options] of CASES) {
   test(`same files, order, bases, stats and link targets as gulp.src: ${name}`, async (t) => {
@@ -116,9 +129,18 @@ for (const [name, globs, options] of CASES) {
     const ours = await collect(capstanSrc(globs, { ...options, cwd: root }));
     t.deepEqual(ours.map(rowOf), theirs.map(rowOf));
     for (const f of ours) t.true(f.isNull(), 'no contents by default');
+    for (const f of ours) sameAsConstructed(t, f);
     if (!name.includes('nothing') && !name.includes('missing')) t.true(ours.length > 0);
   });
 }
+
+test('a cwd given with a trailing slash: the same vinyls as gulp.src, fields as the constructor makes them', async (t) => {
+  const root = await tempTree(t, TREE);
+  const theirs = await collect(gulpOf('**/*', { cwd: root + '/', dot: true }));
+  const ours = await collect(capstanSrc('**/*', { cwd: root + '/', dot: true }));
+  t.deepEqual(ours.map(rowOf), theirs.map(rowOf));
+  for (const f of ours) sameAsConstructed(t, f);
+});
 
 test('lstat in parallel (as on a cold cache) and blocking (warm cache) give the same files', async (t) => {
   const root = await tempTree(t, TREE);
