@@ -7,6 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import tar from 'tar-stream';
 import zlib from 'node:zlib';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import Vinyl from 'vinyl';
 import { capstanOf } from '../lib/carrier.js';
 import { describeImage, readImageFile } from '../lib/image/index.js';
@@ -19,7 +21,7 @@ import { runSteps, vinylFile } from './helpers/streams.js';
 
 type Member = { name: string; body?: string; type?: 'directory' | 'symlink'; linkname?: string; mode?: number };
 
-async function addPackage(root: string, name: string, require: string[], members: Member[], runYaml?: string): Promise<void> {
+async function addPackage(root: string, name: string, require: string[], members: Member[], runYaml?: string, runYamlLast = false): Promise<void> {
   const dir = path.join(root, 'packages');
   await fs.mkdir(dir, { recursive: true });
   const packageYaml = `name: ${name}\ntitle: ${name}\nauthor: test\n` + (require.length ? `require:\n${require.map((r) => `  - ${r}\n`).join('')}` : '');
@@ -27,10 +29,11 @@ async function addPackage(root: string, name: string, require: string[], members
   const pack = tar.pack();
   pack.entry({ name: '/', type: 'directory', mode: 0o755 });
   pack.entry({ name: '/meta/package.yaml', mode: 0o644 }, packageYaml);
-  if (runYaml) pack.entry({ name: '/meta/run.yaml', mode: 0o644 }, runYaml);
+  if (runYaml && !runYamlLast) pack.entry({ name: '/meta/run.yaml', mode: 0o644 }, runYaml);
   for (const m of members) {
     pack.entry({ name: m.name, type: m.type ?? 'file', mode: m.mode ?? (m.type === 'directory' ? 0o755 : 0o644), ...(m.linkname ? { linkname: m.linkname } : {}) }, m.body ?? '');
   }
+  if (runYaml && runYamlLast) pack.entry({ name: '/meta/run.yaml', mode: 0o644 }, runYaml);
   pack.finalize();
   const chunks: Buffer[] = [];
   for await (const c of pack) chunks.push(c as Buffer);
@@ -70,10 +73,17 @@ test('packages resolve depth-first, later ones and the app win, config sets beco
   const descriptors = out.filter((f) => capstanOf(f)?.kind === 'package').map((f) => capstanOf(f)!.package!);
   // Capstan extracts bootstrap, c, a, c, b; keeping each package's last place gives the same files.
   t.deepEqual(descriptors.map((p) => [p.name, p.layer]), [['osv.bootstrap', 0], ['lib.a', 1], ['lib.c', 2], ['lib.b', 3]]);
-  // Package files come before the application's files, each after its descriptor.
+  // Package files come before the application's files; each package's descriptor comes after
+  // its files (its run configuration is known once the archive has been read).
   const kinds = out.map((f) => capstanOf(f)?.kind);
-  t.is(kinds[0], 'package');
+  t.is(kinds[0], 'package-file');
   t.true(kinds.lastIndexOf('package-file') < kinds.indexOf('app'));
+  const order = out.filter((f) => capstanOf(f)?.package).map((f) => `${capstanOf(f)!.kind} ${capstanOf(f)!.package!.name}`);
+  const descriptorAt = (name: string) => order.indexOf(`package ${name}`);
+  for (const name of ['osv.bootstrap', 'lib.a', 'lib.c', 'lib.b']) {
+    t.true(order.lastIndexOf(`package-file ${name}`) < descriptorAt(name), `${name}: files, then descriptor`);
+  }
+  t.true(descriptorAt('lib.a') < order.indexOf('package-file lib.c'), 'one package after another');
 
   const loader = await buildStandInLoader(path.join(app, '.loader'));
   const image = path.join(root, 'app.raw');
@@ -91,6 +101,48 @@ test('packages resolve depth-first, later ones and the app win, config sets beco
   // Capstan's ROFS writer makes `..` targets absolute (osv-image-formats.md §3.9); so does layoutFiles.
   t.is(mnttab?.target, '/proc/mounts');
   t.false(description.rofs!.entries.some((e) => e.path.startsWith('/meta')), 'package metadata is not extracted');
+});
+
+test('meta/run.yaml anywhere in the archive (here its last member) still gives the package\'s config sets', async (t) => {
+  const root = await tempDir(t, 'capstan-root-');
+  const app = await tempDir(t, 'capstan-app-');
+  await addPackage(root, 'lib.late', [], [{ name: '/late.so', body: 'L' }],
+    'runtime: native\nconfig_set:\n  late:\n    bootcmd: /late.so --late\n', true);
+  const files = [vinylFile(app, 'meta/package.yaml', 'name: my.app\ntitle: My app\nauthor: me\nrequire:\n  - lib.late\n')];
+  const loader = await buildStandInLoader(path.join(app, '.loader'));
+  const image = path.join(root, 'app.raw');
+  await runSteps(files, resolveManifest({ cwd: app, boot: ['late'], bootstrap: false }), fetchPackages({ root }), layoutFiles(), writeImage({ out: image, loader, format: 'raw' }));
+  t.is((await readImageFile(image, '/run/late')).toString(), '/late.so --late');
+});
+
+test('a package\'s files go on only as the next step takes them: a stalled consumer holds back the archive', async (t) => {
+  const root = await tempDir(t, 'capstan-root-');
+  const app = await tempDir(t, 'capstan-app-');
+  const count = 400;
+  await addPackage(root, 'lib.many', [], Array.from({ length: count }, (_, i) => ({ name: `/lib/f${i}`, body: `file ${i}` })));
+  const manifest = resolveManifest({ cwd: app, run: '/lib/f0', bootstrap: false });
+  const fetch = fetchPackages({ root });
+  const taken: Vinyl[] = [];
+  let resume: (() => void) | undefined;
+  const sink = new Writable({
+    objectMode: true, highWaterMark: 1,
+    write(f: Vinyl, _e, cb) {
+      taken.push(f);
+      if (taken.length === 5) resume = cb; // stall after five files
+      else cb();
+    },
+  });
+  const done = pipeline(Readable.from([vinylFile(app, 'meta/package.yaml', 'name: my.app\ntitle: My app\nauthor: me\nrequire:\n  - lib.many\n')]), manifest, fetch, sink);
+  while (!resume) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 100)); // time for the archive to be read on, were it not held back
+  const sent = taken.length + sink.writableLength + fetch.readableLength;
+  t.true(sent < 60, `${sent} vinyls (of ${count} package files) sent while the consumer stalled`);
+  resume();
+  await done;
+  const files = taken.filter((f) => capstanOf(f)?.kind === 'package-file');
+  t.is(files.length, count);
+  t.deepEqual(files.slice(0, 3).map((f) => f.relative), ['lib/f0', 'lib/f1', 'lib/f2']);
+  t.is(capstanOf(taken.find((f) => capstanOf(f)?.kind === 'package')!)?.package?.name, 'lib.many');
 });
 
 test('a package missing from the repository is a PluginError naming the file and what to do', async (t) => {

@@ -127,3 +127,34 @@ test('end errors fail the stream without a file name', async (t) => {
   t.is(capstanErrorOf(error)?.code, 'E_TEST_END');
   t.is((error as { fileName?: string }).fileName, undefined);
 });
+
+test('room(): a step sending many files for one input waits for the next step, and stops when destroyed', async (t) => {
+  let sent = 0;
+  let stopped: unknown;
+  const step = stepStream({
+    async each(_f, push, room) {
+      try {
+        for (let i = 0; i < 100; i++) {
+          push(file(`m${i}`));
+          sent++;
+          const full = room();
+          if (full) await full;
+        }
+      } catch (error) {
+        stopped = error;
+        throw error;
+      }
+    },
+  });
+  step.write(file('input'));
+  await delay(20);
+  t.is(sent, step.readableHighWaterMark, 'held back once the output is full');
+  const first = step.read() as Vinyl;
+  t.is(first.relative, 'm0');
+  await delay(20);
+  t.is(sent, step.readableHighWaterMark + 1, 'one taken, one more sent');
+  step.destroy();
+  await delay(20);
+  t.true(stopped instanceof Error, 'the waiting step is told the stream is gone');
+  t.is(sent, step.readableHighWaterMark + 1);
+});

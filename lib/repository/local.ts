@@ -74,18 +74,28 @@ export interface PackageContents {
   members: MpmMember[];
 }
 
-/** Reads a package's archive: its run configuration and the members that go into the image. */
+/** Reads a package's archive whole: its run configuration and the members that go into the image. */
 export async function readLocalPackage(pkg: LocalPackage, parse: ParseOptions = {}): Promise<PackageContents> {
   const members: MpmMember[] = [];
-  let run: RunConfig | undefined;
+  const found: { run?: RunConfig | undefined } = {};
+  for await (const member of localPackageMembers(pkg, found, parse)) members.push(member);
+  return { run: found.run, members };
+}
+
+/**
+ * The members of a package that go into the image (meta/* left out), in archive order, as the
+ * archive is read: one member in memory at a time, so a JDK-sized package is not held whole.
+ * `found.run` is set when meta/run.yaml has been read (wherever it lies in the archive; at the
+ * latest when the last member has been yielded).
+ */
+export async function* localPackageMembers(pkg: LocalPackage, found: { run?: RunConfig | undefined }, parse: ParseOptions = {}): AsyncGenerator<MpmMember> {
   for await (const member of readMpm(createReadStream(pkg.mpmPath), pkg.mpmPath)) {
     if (isMetaMember(member.guestPath)) {
       if (member.guestPath === '/meta/run.yaml' && member.type === 'file') {
-        run = parseRunYaml(member.contents.toString('utf8'), `${pkg.mpmPath}:meta/run.yaml`, parse);
+        found.run = parseRunYaml(member.contents.toString('utf8'), `${pkg.mpmPath}:meta/run.yaml`, parse);
       }
       continue;
     }
-    members.push(member);
+    yield member;
   }
-  return { run, members };
 }

@@ -1,7 +1,9 @@
 // fetchPackages: adds the files of every required package (recursively, in Capstan's order)
 // to the stream, from the local repository. When the manifest file passes, it emits per
-// package one descriptor (kind 'package') and then its files (kind 'package-file'), before
-// the application's files, which follow the manifest.
+// package its files (kind 'package-file') and then one descriptor (kind 'package', with the
+// run configuration read on the way), before the application's files, which follow the
+// manifest. Members are sent on as the archive is read, each only when the next step has
+// room: a package is never held whole in memory.
 import path from 'node:path';
 import type { Transform } from 'node:stream';
 import Vinyl from 'vinyl';
@@ -10,7 +12,7 @@ import { RepositoryError, toPluginError } from '../errors.js';
 import { formatWarning, type ManifestWarning, type ParseOptions } from '../yaml/source.js';
 import { formatBytes, stepLogger, type LogOptions } from '../log.js';
 import type { Manifest } from '../manifest/types.js';
-import { findLocalPackage, readLocalPackage, resolveLocalPackages, type LocalPackage } from '../repository/local.js';
+import { findLocalPackage, localPackageMembers, resolveLocalPackages, type LocalPackage } from '../repository/local.js';
 import { RepositoryClient } from '../repository/pull.js';
 import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
 import type { MpmMember } from '../repository/mpm.js';
@@ -18,6 +20,7 @@ import { capstanRoot } from '../repository/root.js';
 import { hostRuntimeFiles } from '../runtimes/host-runtime.js';
 import { runtimeVinyls } from '../vinyl/runtime-files.js';
 import { stepStream } from '../vinyl/step-stream.js';
+import type { RunConfig } from '../manifest/types.js';
 import { syntheticStat, typeBits } from '../vinyl/synthetic-stat.js';
 
 export interface FetchPackagesOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
@@ -44,13 +47,17 @@ export function fetchPackages(options: FetchPackagesOptions = {}): Transform {
     : (name: string) => findLocalPackage(name, root, parse);
   log.start();
   return stepStream({
-    each(file, push) {
+    each(file, push, room) {
       const meta = capstanOf(file);
       if (meta?.kind !== 'manifest' || !meta.manifest) return void push(file);
       const manifest = meta.manifest;
       return (async () => {
         try {
-          for await (const member of packageFiles(manifest, root, log, find, parse)) push(member);
+          for await (const member of packageFiles(manifest, root, log, find, parse)) {
+            push(member);
+            const full = room();
+            if (full) await full;
+          }
         } catch (error) {
           throw toPluginError(error, file.path);
         }
@@ -80,15 +87,18 @@ async function* packageFiles(
   let count = 0;
   let bytes = 0;
   for (const [layer, pkg] of packages.entries()) {
-    const contents = await readLocalPackage(pkg, parse);
-    const ref: PackageRef = { name: pkg.name, layer, info: pkg.info, run: contents.run };
-    yield descriptor(pkg, ref, manifest, root);
-    for (const member of contents.members) {
+    // The files carry this ref; its run configuration is known once the archive is read, and
+    // the descriptor, which layoutFiles takes it from, comes after them.
+    const ref: PackageRef = { name: pkg.name, layer, info: pkg.info };
+    const found: { run?: RunConfig | undefined } = {};
+    for await (const member of localPackageMembers(pkg, found, parse)) {
       count += 1;
       bytes += member.contents.length;
       log.detail(`${pkg.name}: ${member.guestPath}`);
       yield memberFile(pkg, member, ref, manifest, root);
     }
+    ref.run = found.run;
+    yield descriptor(pkg, ref, manifest, root);
   }
   if (host && (standsIn || !host.capstanPackage)) {
     const runtime = hostRuntimeFiles(host);

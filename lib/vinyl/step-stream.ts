@@ -12,9 +12,17 @@ import { toPluginError } from '../errors.js';
 /** Sends a file on to the next step (backpressure is the Transform's: it takes no more input while its output is full). */
 export type Push = (file: Vinyl) => void;
 
+/**
+ * For a step that sends many files for one input (a package's members): undefined while its
+ * output has room, else a promise that resolves once the next step takes more — or rejects
+ * when the stream is destroyed meanwhile. The Transform's own backpressure only holds back
+ * the next input, not the files pushed for this one.
+ */
+export type Room = () => Promise<void> | undefined;
+
 export interface StepHandlers {
   /** One input file. A promise only when the step has to wait; the next file waits for it. Errors name the file. */
-  each(file: Vinyl, push: Push): void | Promise<void>;
+  each(file: Vinyl, push: Push, room: Room): void | Promise<void>;
   /** The input has ended: the last files. Not called when the stream was destroyed first. */
   end?(push: Push): void | Promise<void>;
   /**
@@ -36,9 +44,22 @@ export function stepStream(handlers: StepHandlers): Transform {
     );
   };
   const push: Push = (file) => { stream.push(file); };
+  /** Waiting in room(): woken when the next step reads (the Transform's _read), failed by destroy. */
+  let roomWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+  const room: Room = () => {
+    if (stream.destroyed) return Promise.reject(new Error('the step was destroyed'));
+    if (stream.readableLength < stream.readableHighWaterMark) return undefined;
+    return new Promise((resolve, reject) => { roomWaiters.push({ resolve, reject }); });
+  };
+  const wake = (error?: Error) => {
+    const woken = roomWaiters;
+    roomWaiters = [];
+    for (const w of woken) if (error) w.reject(error); else w.resolve();
+  };
   const stream = objectTransform(
     {
       destroy(error: Error | null, callback: (error: Error | null) => void) {
+        wake(new Error('the step was destroyed'));
         let closing: void | Promise<void> = undefined;
         try {
           closing = handlers.close?.(error);
@@ -52,7 +73,7 @@ export function stepStream(handlers: StepHandlers): Transform {
     (file: Vinyl, _encoding: BufferEncoding, callback: (error?: Error | null) => void) => {
       let waiting: void | Promise<void>;
       try {
-        waiting = handlers.each(file, push);
+        waiting = handlers.each(file, push, room);
       } catch (error) {
         return callback(toPluginError(error, file.path));
       }
@@ -70,5 +91,12 @@ export function stepStream(handlers: StepHandlers): Transform {
       else callback();
     },
   ) as unknown as Transform;
+  // The Transform's _read runs when the next step wants more: after its own work (handing the
+  // held-back input callback on), anyone waiting in room() goes on.
+  const read = stream._read;
+  stream._read = function (size: number) {
+    read.call(this, size);
+    if (roomWaiters.length > 0) wake();
+  };
   return stream;
 }
