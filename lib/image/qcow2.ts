@@ -95,21 +95,19 @@ export class Qcow2Writer implements DiskWriter {
 
   async write(offset: number, data: Uint8Array): Promise<void> {
     const readBacking = this.options.readBacking;
-    if (!readBacking) return this.writeNow(offset, data);
+    if (!readBacking || data.length === 0) return this.writeNow(offset, data);
     if (this.closed) throw writerClosed();
-    // An overlay: a cluster written only in part is first filled with the backing image's bytes.
-    for (let pos = offset, from = 0; from < data.length;) {
-      const index = Math.floor(pos / CLUSTER);
-      const within = pos - index * CLUSTER;
-      const n = Math.min(CLUSTER - within, data.length - from);
-      if (n !== CLUSTER && this.current?.index !== index && !this.hostOf(index)) {
-        const backing = await readBacking(index * CLUSTER, CLUSTER);
-        this.take(index).data.set(backing.subarray(0, CLUSTER));
-      }
-      this.put(index, within, data.subarray(from, from + n));
-      pos += n;
-      from += n;
+    // An overlay: a cluster written only in part is first filled with the backing image's
+    // bytes. Only a write's first and last clusters can be partial; theirs are read before the
+    // write, unless the cluster is already this overlay's own (current, or allocated here).
+    const first = Math.floor(offset / CLUSTER);
+    const last = Math.floor((offset + data.length - 1) / CLUSTER);
+    const backing = new Map<number, Buffer>();
+    for (const index of first === last ? [first] : [first, last]) {
+      const covered = Math.min((index + 1) * CLUSTER, offset + data.length) - Math.max(index * CLUSTER, offset);
+      if (covered !== CLUSTER && this.current?.index !== index && !this.hostOf(index)) backing.set(index, await readBacking(index * CLUSTER, CLUSTER));
     }
+    this.writeNow(offset, data, backing);
   }
 
   /**
@@ -119,25 +117,30 @@ export class Qcow2Writer implements DiskWriter {
    */
   readonly writeSync: ((offset: number, data: Uint8Array) => void) | undefined;
 
-  private writeNow(offset: number, data: Uint8Array): void {
+  /** Copies `data` cluster by cluster; `backing` holds the backing image's bytes for partial clusters of an overlay. */
+  private writeNow(offset: number, data: Uint8Array, backing?: Map<number, Buffer>): void {
     if (this.closed) throw writerClosed();
     for (let pos = offset, from = 0; from < data.length;) {
       const index = Math.floor(pos / CLUSTER);
       const within = pos - index * CLUSTER;
       const n = Math.min(CLUSTER - within, data.length - from);
-      this.put(index, within, data.subarray(from, from + n));
+      this.put(index, within, data.subarray(from, from + n), backing?.get(index));
       pos += n;
       from += n;
     }
   }
 
-  /** Copies `bytes` into cluster `index` at `within`, loading the cluster's current content unless all of it is overwritten. */
-  private put(index: number, within: number, bytes: Uint8Array): void {
+  /**
+   * Copies `bytes` into cluster `index` at `within`, loading the cluster's current content
+   * (`backing`, this file's copy, or zeros) unless all of it is overwritten.
+   */
+  private put(index: number, within: number, bytes: Uint8Array, backing?: Buffer): void {
     let cluster = this.current;
     if (cluster?.index !== index) {
       const host = bytes.length === CLUSTER ? 0 : this.hostOf(index);
       cluster = this.take(index);
-      if (host) this.readHost(host, cluster.data);
+      if (backing && bytes.length !== CLUSTER) cluster.data.set(backing.subarray(0, CLUSTER));
+      else if (host) this.readHost(host, cluster.data);
       else if (bytes.length !== CLUSTER) cluster.data.fill(0);
     }
     cluster.data.set(bytes, within);
