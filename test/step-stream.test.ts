@@ -146,15 +146,19 @@ test('room(): a step sending many files for one input waits for the next step, a
       }
     },
   });
+  const until = async (done: () => boolean) => { for (let i = 0; i < 400 && !done(); i++) await delay(5); };
   step.write(file('input'));
-  await delay(20);
-  t.is(sent, step.readableHighWaterMark, 'held back once the output is full');
+  const hwm = step.readableHighWaterMark;
+  await until(() => sent >= hwm);
+  await delay(30); // were it not held back, it would send on meanwhile
+  t.is(sent, hwm, 'held back once the output is full');
   const first = step.read() as Vinyl;
   t.is(first.relative, 'm0');
-  await delay(20);
-  t.is(sent, step.readableHighWaterMark + 1, 'one taken, one more sent');
+  await until(() => sent > hwm);
+  await delay(30);
+  t.is(sent, hwm + 1, 'one taken, one more sent');
   step.destroy();
-  await delay(20);
+  await until(() => stopped !== undefined);
   t.true(stopped instanceof Error, 'the waiting step is told the stream is gone');
-  t.is(sent, step.readableHighWaterMark + 1);
+  t.is(sent, hwm + 1);
 });
