@@ -60,6 +60,9 @@ export interface Qcow2WriterOptions {
   readBacking?: ((offset: number, length: number) => Promise<Buffer>) | undefined;
 }
 
+/** The cluster being filled: its buffer, whether it holds unwritten data, and up to where its bytes are set (zeros are filled in past that when it leaves). */
+interface Cluster { index: number; data: Buffer; dirty: boolean; valid: number }
+
 export class Qcow2Writer implements DiskWriter {
   readonly format = 'qcow2' as const;
   private readonly fh: FileHandle;
@@ -67,7 +70,7 @@ export class Qcow2Writer implements DiskWriter {
   /** Host offset of each allocated virtual cluster, one Float64Array per L2 table. */
   private readonly l2 = new Map<number, Float64Array>();
   private nextHost = CLUSTER; // cluster 0 is the header
-  private current: { index: number; data: Buffer; dirty: boolean } | undefined;
+  private current: Cluster | undefined;
   private pending: Buffer[] = [];
   /** Cluster buffers already written, reused so streaming a large tree does not churn memory. */
   private readonly spare: Buffer[] = [];
@@ -141,18 +144,21 @@ export class Qcow2Writer implements DiskWriter {
       cluster = this.take(index);
       if (backing && bytes.length !== CLUSTER) cluster.data.set(backing.subarray(0, CLUSTER));
       else if (host) this.readHost(host, cluster.data);
-      else if (bytes.length !== CLUSTER) cluster.data.fill(0);
+      else if (bytes.length !== CLUSTER) cluster.valid = 0; // a new cluster: zeros, filled in only where no data lands
     }
+    // Data lands in ascending order nearly always: only a gap before it needs zeros now.
+    if (cluster.valid < within) cluster.data.fill(0, cluster.valid, within);
     cluster.data.set(bytes, within);
+    if (cluster.valid < within + bytes.length) cluster.valid = within + bytes.length;
     cluster.dirty = true;
     const end = index * CLUSTER + within + bytes.length;
     if (end > this.highestWrite) this.highestWrite = end;
   }
 
   /** Makes `index` the current cluster (the previous one goes to the file), with a buffer of unspecified content. */
-  private take(index: number): { index: number; data: Buffer; dirty: boolean } {
+  private take(index: number): Cluster {
     this.evict();
-    this.current = { index, data: this.spare.pop() ?? Buffer.allocUnsafe(CLUSTER), dirty: false };
+    this.current = { index, data: this.spare.pop() ?? Buffer.allocUnsafe(CLUSTER), dirty: false, valid: CLUSTER };
     return this.current;
   }
 
@@ -174,6 +180,7 @@ export class Qcow2Writer implements DiskWriter {
     const cur = this.current;
     this.current = undefined;
     if (!cur?.dirty) return;
+    if (cur.valid < CLUSTER) cur.data.fill(0, cur.valid);
     const host = this.hostOf(cur.index);
     if (host) {
       const pendingEnd = this.pendingStart + this.pending.length * CLUSTER;
