@@ -11,7 +11,7 @@ import { annotate, capstanOf, type PackageRef } from '../carrier.js';
 import { RepositoryError, toPluginError } from '../errors.js';
 import { formatWarning, type ManifestWarning, type ParseOptions } from '../yaml/source.js';
 import { formatBytes, stepLogger, type LogOptions } from '../log.js';
-import type { Manifest } from '../manifest/types.js';
+import type { Manifest, RunConfig } from '../manifest/types.js';
 import { findLocalPackage, localPackageMembers, resolveLocalPackages, type LocalPackage } from '../repository/local.js';
 import { RepositoryClient } from '../repository/pull.js';
 import { remoteSettings, type RemoteOptions } from '../repository/remote/settings.js';
@@ -20,7 +20,6 @@ import { capstanRoot } from '../repository/root.js';
 import { hostRuntimeFiles } from '../runtimes/host-runtime.js';
 import { runtimeVinyls } from '../vinyl/runtime-files.js';
 import { stepStream } from '../vinyl/step-stream.js';
-import type { RunConfig } from '../manifest/types.js';
 import { syntheticStat, typeBits } from '../vinyl/synthetic-stat.js';
 
 export interface FetchPackagesOptions extends LogOptions, Omit<RemoteOptions, 'events' | 'silent'> {
