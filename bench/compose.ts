@@ -113,6 +113,26 @@ if (variant === 'copy') {
 } else if (variant.startsWith('src') || variant === 'csrc') {
   // src() alone, drained: what vinyl-fs costs before any step runs (nothing is written).
   await pipeline(source(), new Writable({ objectMode: true, write(_f, _e, cb) { cb(); } }));
+} else if (variant === 'floor') {
+  // What any writer in Node pays at least: tar's own work (readdir, lstat, open, read, write,
+  // close per file, blocking, one 1 MiB buffer), with no image format, no vinyl, no gulp.
+  const { openSync, readSync, writeSync, closeSync, lstatSync } = await import('node:fs');
+  const fd = openSync(out, 'w');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  let pos = 0;
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const full = dir + '/' + e.name;
+      const st = lstatSync(full);
+      if (st.isDirectory()) { walk(full); continue; }
+      if (!st.isFile()) continue;
+      const f = openSync(full, 'r');
+      for (let n; (n = readSync(f, buf, 0, buf.length, null)) > 0; pos += n) writeSync(fd, buf, 0, n, pos);
+      closeSync(f);
+    }
+  };
+  walk(tree);
+  closeSync(fd);
 } else if (variant === 'writer') {
   // The image writer alone, fed by a plain walk of the tree (no gulp, no vinyl).
   const composer = await ImageComposer.open({ out, loader });
@@ -220,14 +240,14 @@ export async function main(): Promise<void> {
     await mkdir(outDir);
     runTar(tree, path.join(outDir, 'warm.tar')); // warm the page cache
     const osvPython = process.env.OSV_SRC ? await osvPythonRunner(process.env.OSV_SRC, tree, work) : undefined;
-    const all = ['tar', 'copy', 'src', 'src-noread', 'csrc', 'image', 'image-raw', 'image-stream', 'image-noread', 'image-csrc', 'writer', ...(osvPython ? ['osv-python'] : [])];
+    const all = ['tar', 'floor', 'copy', 'src', 'src-noread', 'csrc', 'image', 'image-raw', 'image-stream', 'image-noread', 'image-csrc', 'writer', ...(osvPython ? ['osv-python'] : [])];
     // BENCH_ONLY=csrc,image-csrc: those rows (and tar, the yardstick) only.
     const only = process.env.BENCH_ONLY?.split(',');
     const variants = only ? all.filter((v) => v === 'tar' || only.includes(v)) : all;
     const results: Record<string, ChildResult[]> = Object.fromEntries(variants.map((v) => [v, []]));
     for (let round = 0; round < rounds; round++) {
       for (const v of variants) {
-        const out = path.join(outDir, v === 'tar' ? 'tree.tar' : v === 'copy' || v.startsWith('src') ? v : `app.${v}`);
+        const out = path.join(outDir, v === 'tar' ? 'tree.tar' : v === 'floor' ? 'floor.bin' : v === 'copy' || v.startsWith('src') ? v : `app.${v}`);
         await rm(out, { recursive: true, force: true });
         results[v]!.push(v === 'tar' ? runTar(tree, out) : v === 'osv-python' ? osvPython!(out) : runChild(v, tree, out, loader));
         await rm(out, { recursive: true, force: true });
@@ -237,6 +257,7 @@ export async function main(): Promise<void> {
     const tarCpu = median(results.tar!.map((r) => r.cpuMs));
     const label: Record<string, string> = {
       tar: 'tar -cf',
+      floor: "tar's work in plain blocking Node (no format, no vinyl)",
       copy: 'src() → dest()',
       src: 'src() alone, drained (buffered)',
       'src-noread': 'src({read: false}) alone, drained',
