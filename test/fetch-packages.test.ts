@@ -2,6 +2,7 @@
 // files land in the image in Capstan's precedence (later packages over earlier, the app over
 // all), their config sets become /run scripts, and bad repositories fail clearly.
 import test from 'ava';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -143,6 +144,23 @@ test('a package\'s files go on only as the next step takes them: a stalled consu
   t.is(files.length, count);
   t.deepEqual(files.slice(0, 3).map((f) => f.relative), ['lib/f0', 'lib/f1', 'lib/f2']);
   t.is(capstanOf(taken.find((f) => capstanOf(f)?.kind === 'package')!)?.package?.name, 'lib.many');
+});
+
+test('an archive that breaks off after some members were sent on fails the build naming it, with nothing at out', async (t) => {
+  const root = await tempDir(t, 'capstan-root-');
+  const app = await tempDir(t, 'capstan-app-');
+  // Incompressible members, so the cut lands well inside the archive.
+  await addPackage(root, 'lib.cut', [], Array.from({ length: 40 }, (_, i) => ({ name: `/lib/f${i}`, body: randomBytes(32 * 1024).toString('base64') })));
+  const mpm = path.join(root, 'packages', 'lib.cut.mpm');
+  const whole = await fs.readFile(mpm);
+  await fs.writeFile(mpm, whole.subarray(0, Math.floor(whole.length / 2)));
+  const loader = await buildStandInLoader(path.join(app, '.loader'));
+  const out = path.join(root, 'app.qcow2');
+  const files = [vinylFile(app, 'meta/package.yaml', 'name: my.app\ntitle: My app\nauthor: me\nrequire:\n  - lib.cut\n')];
+  const error = await t.throwsAsync(runSteps(files, resolveManifest({ cwd: app, run: '/lib/f0', bootstrap: false }), fetchPackages({ root }), layoutFiles(), writeImage({ out, loader })),
+    { any: true, message: /cannot read the package archive/ }) as Error;
+  t.regex(error.message, /lib\.cut\.mpm/);
+  t.deepEqual((await fs.readdir(root)).sort(), ['packages'], 'no image and no temp file beside it');
 });
 
 test('a package missing from the repository is a PluginError naming the file and what to do', async (t) => {
