@@ -1,16 +1,19 @@
 // bench/formats: the same tree (10,000 files / 200 MB, as bench/compose) composed into every
-// output format by the image writer alone (fed by a plain fs walk, files streamed), so the
-// formats can be compared: time, file size, and what the staged formats (streamOptimized VMDK,
-// GCE) pay for their second, sequential pass. Disk size 10G, as Capstan's default for images.
+// output format by the image writer alone, fed by a plain blocking fs walk that reads each file
+// the way writeImage reads a `capstan.src` / `read: false` vinyl (one reused buffer, added
+// synchronously when the format allows), so what differs between rows is the format: time,
+// file size, and what the staged formats (streamOptimized VMDK, GCE) pay for their second,
+// sequential pass. Disk size 10G, as Capstan's default for images.
 // Runs alternate between formats; the median (and minimum) of BENCH_ROUNDS (default 3) is shown.
 //
 //   node --import=tsx bench/formats.ts
-import { createReadStream } from 'node:fs';
-import { lstat, mkdtemp, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ImageComposer } from '../lib/image/compose.js';
 import type { ImageFormat } from '../lib/image/disk.js';
+import { HOST_READ_BUFFER_BYTES, hostFileChunks } from '../lib/vinyl/host-file.js';
 import { generateTree, writeLoader } from './compose.js';
 
 const MB = 1024 * 1024;
@@ -27,14 +30,16 @@ const variants: { label: string; format: ImageFormat; vmdkSubformat?: 'monolithi
 async function compose(tree: string, loader: string, out: string, v: (typeof variants)[number]): Promise<number> {
   const started = performance.now();
   const composer = await ImageComposer.open({ out, loader, format: v.format, vmdkSubformat: v.vmdkSubformat, size: '10G' });
+  const scratch = Buffer.allocUnsafe(HOST_READ_BUFFER_BYTES);
   const walk = async (dir: string, guest: string): Promise<void> => {
-    for (const name of (await readdir(dir)).sort()) {
+    for (const name of readdirSync(dir).sort()) {
       const p = path.join(dir, name);
       const g = `${guest}/${name}`;
-      const st = await lstat(p);
+      const st = lstatSync(p);
       if (st.isDirectory()) { composer.addDirectory(g); await walk(p, g); }
-      else if (st.isSymbolicLink()) composer.addSymlink(g, await readlink(p));
-      else await composer.addFile(g, createReadStream(p, { highWaterMark: 1024 * 1024 }));
+      else if (st.isSymbolicLink()) composer.addSymlink(g, readlinkSync(p));
+      else if (composer.canAddSync && st.size <= HOST_READ_BUFFER_BYTES) composer.addFileSync(g, hostFileChunks(p, st, scratch));
+      else await composer.addFile(g, (async function* () { yield* hostFileChunks(p, st, scratch); })());
     }
   };
   await walk(tree, '');
