@@ -187,10 +187,12 @@ test('loaders: a qcow2 loader gives the same image; a non-loader and a missing l
 test('abort() unlinks the temp file before it returns its promise; an aborted image takes no more writes', async (t) => {
   const dir = await tempDir(t);
   const loader = await buildStandInLoader(path.join(dir, 'loader'));
-  for (const format of ['qcow2', 'raw'] as const) {
+  // Every format writes synchronously (VMDK and VDI: their unit allocator blocks; the staged
+  // ones, streamOptimized VMDK and GCE, write a raw staging file).
+  for (const [format, vmdkSubformat] of [['qcow2'], ['raw'], ['vmdk'], ['vdi'], ['vmdk', 'streamOptimized'], ['gce']] as const) {
     const out = path.join(dir, `app.${format}`);
-    const composer = await ImageComposer.open({ out, loader, format });
-    t.true(composer.canAddSync);
+    const composer = await ImageComposer.open({ out, loader, format, vmdkSubformat });
+    t.true(composer.canAddSync, `${format} ${vmdkSubformat ?? ''}`);
     t.is(composer.addFileSync('/a', Buffer.from('a file')), 'added');
     // A file in progress when the build is stopped (a stream destroyed mid-file): its next chunk must not reach the closed descriptor.
     let aborting: Promise<void> | undefined;

@@ -80,9 +80,14 @@ export class StagedDiskWriter implements DiskWriter {
     return new StagedDiskWriter(file, stagingPath, await RawDiskWriter.create(stagingPath), format, emit, sizeFor);
   }
 
-  write(offset: number, data: Uint8Array): Promise<void> {
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.writeSync(offset, data);
+  }
+
+  /** The staging file is raw, written with blocking calls: so is this. */
+  writeSync(offset: number, data: Uint8Array): void {
+    this.raw.writeSync(offset, data);
     this.extents.add(offset, offset + data.length);
-    return this.raw.write(offset, data);
   }
 
   async finish(virtualSize: number): Promise<void> {

@@ -27,6 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ImageError } from '../errors.js';
 import { UnitAllocator } from './allocation.js';
+import { writerClosed } from './qcow2.js';
 import type { DiskImageReader, DiskWriter } from './disk.js';
 
 export const VDI_SIGNATURE = 0xbeda107f;
@@ -85,8 +86,14 @@ export class VdiWriter implements DiskWriter {
     return new VdiWriter(await open(file, 'w+'), file, dataStart);
   }
 
-  write(offset: number, data: Uint8Array): Promise<void> {
-    return this.data.write(offset, data);
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.writeSync(offset, data);
+  }
+
+  /** Blocking, like every write of the unit allocator; refused once finished or aborted. */
+  writeSync(offset: number, data: Uint8Array): void {
+    if (this.closed) throw writerClosed();
+    this.data.writeSync(offset, data);
   }
 
   async finish(virtualSize: number): Promise<void> {

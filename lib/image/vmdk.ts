@@ -35,6 +35,7 @@ import { promisify } from 'node:util';
 import { deflate as deflateCb, inflateSync } from 'node:zlib';
 import { ImageError } from '../errors.js';
 import { UnitAllocator } from './allocation.js';
+import { writerClosed } from './qcow2.js';
 import type { DiskImageReader, DiskWriter } from './disk.js';
 import type { DiskSource } from './staged.js';
 
@@ -220,8 +221,14 @@ export class VmdkSparseWriter implements DiskWriter {
     return new VmdkSparseWriter(await open(file, 'w+'), file, options.extentName ?? path.basename(file), dataStart);
   }
 
-  write(offset: number, data: Uint8Array): Promise<void> {
-    return this.data.write(offset, data);
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.writeSync(offset, data);
+  }
+
+  /** Blocking, like every write of the unit allocator; refused once finished or aborted. */
+  writeSync(offset: number, data: Uint8Array): void {
+    if (this.closed) throw writerClosed();
+    this.data.writeSync(offset, data);
   }
 
   async finish(virtualSize: number): Promise<void> {
