@@ -33,7 +33,7 @@ int main(int argc, char **argv) {
   return 0;
 }`;
 
-async function composeApp(t: { teardown(fn: () => unknown): void }, format: 'raw' | 'qcow2'): Promise<{ image: string; root: string }> {
+async function composeApp(t: { teardown(fn: () => unknown): void }, format: 'raw' | 'qcow2' | 'vmdk' | 'vdi'): Promise<{ image: string; root: string }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'osv-real-'));
   t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
   const app = path.join(dir, 'app');
@@ -77,6 +77,16 @@ withLoader('real OSv boots our raw image, with a run-time command line in the ov
   const { image, root } = await composeApp(t, 'raw');
   const out = await runToEnd(image, root, { kernel: false, env: { GREETING: 'hard' } });
   t.regex(out, /GREETING=hard/, 'the hard --env= prefix beats the script\'s soft default');
+});
+
+withLoader('real OSv boots our VMDK (monolithicSparse) and VDI images from disk', async (t) => {
+  // Written through the blocking unit allocator; OSv reads its ROFS through QEMU's VMDK and VDI drivers.
+  for (const format of ['vmdk', 'vdi'] as const) {
+    const { image, root } = await composeApp(t, format);
+    const out = await runToEnd(image, root, { kernel: false });
+    t.regex(out, /HELLO argc=2 argv1=\/data\.txt GREETING=soft/, format);
+    t.regex(out, /FILE:bytes from our ROFS/, format);
+  }
 });
 
 withKernel('real OSv kernel ELF boots our image through -kernel/-append', async (t) => {
