@@ -48,11 +48,7 @@ export class UnitAllocator {
   /** [virtual unit, slot] for every allocated unit. */
   entries(): IterableIterator<[number, number]> { return this.slotOf.entries(); }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
-    this.writeSync(offset, data);
-  }
-
-  /** The same write, done before it returns. */
+  /** Writes `data` at virtual `offset`, before it returns. */
   writeSync(offset: number, data: Uint8Array): void {
     const u = this.unitSize;
     let pos = offset;
@@ -71,7 +67,7 @@ export class UnitAllocator {
   }
 
   /** Writes the unit in memory and every gathered batch to the file. */
-  async flush(): Promise<void> {
+  flush(): void {
     this.evict();
     this.flushPending();
   }

@@ -103,7 +103,7 @@ export class VdiWriter implements DiskWriter {
     }
     const blocks = Math.max(1, Math.ceil(size / BLOCK));
     if (blocks > MAX_BLOCKS) throw new ImageError(`a VDI image cannot be ${size} bytes`, { code: 'E_VDI_SIZE', file: this.path });
-    await this.data.flush();
+    this.data.flush();
     const mapEnd = BLOCK_MAP_OFFSET + blocks * 4;
     const shifted = mapEnd > this.data.dataStart;
     if (shifted) await this.data.shiftFront(Math.ceil((mapEnd - this.data.dataStart) / BLOCK));

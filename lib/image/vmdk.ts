@@ -237,7 +237,7 @@ export class VmdkSparseWriter implements DiskWriter {
       throw new ImageError(`virtual size ${capacity * SECTOR} is smaller than the data written (${this.data.highestWrite} bytes)`, { code: 'E_VMDK_SIZE', file: this.file });
     }
     if (capacity === 0) throw new ImageError('a VMDK image cannot be empty', { code: 'E_VMDK_SIZE', file: this.file });
-    await this.data.flush();
+    this.data.flush();
     const layout = sparseLayout(capacity);
     const metaBytes = layout.overhead * SECTOR;
     const shifted = metaBytes > this.data.dataStart;
