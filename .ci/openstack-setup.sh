@@ -27,6 +27,8 @@ timeout 900 apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recom
   nova-api nova-conductor nova-scheduler nova-compute nova-compute-qemu neutron-server >/dev/null
 rm -f /usr/sbin/policy-rc.d
 
+bash "$HERE/services.sh" clear-stale
+
 ts "start mariadb + rabbitmq"
 /etc/init.d/mariadb start
 /etc/init.d/rabbitmq-server start || true
@@ -297,6 +299,16 @@ done
 openstack flavor show osv.tiny >/dev/null 2>&1 || openstack flavor create --ram 256 --disk 1 --vcpus 1 osv.tiny >/dev/null
 openstack flavor show osv.small >/dev/null 2>&1 || openstack flavor create --ram 512 --disk 2 --vcpus 1 osv.small >/dev/null
 openstack compute service list
+# Every service must answer, not only have been started: a tests run against half a cloud fails
+# where it should have skipped (the caller removes clouds.yaml when this script fails).
+for i in $(seq 1 60); do
+  down=$(openstack compute service list -f value -c Binary -c State 2>/dev/null | awk '$2 != "up" { print $1 }' || true)
+  curl -sf http://127.0.0.1:9292/versions >/dev/null || down="$down glance-api"
+  curl -sf http://127.0.0.1:8778/ >/dev/null || down="$down placement-api"
+  [ -z "${down// /}" ] && break
+  sleep 2
+done
+if [ -n "${down// /}" ]; then ts "not answering: $down"; exit 1; fi
 cat > "$STATE/clouds.yaml" <<EOF
 # Written by .ci/openstack-setup.sh: the OpenStack the stack tests run against.
 clouds:

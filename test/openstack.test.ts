@@ -205,6 +205,8 @@ maybe('a Glance that dies mid-upload leaves no active image; one that drops a si
   const fast = { attempts: 2, backoffMs: 50 };
 
   const dying = await proxy(1, true);
+  // It closes itself once it has cut an upload; if the push fails before that, the test still ends.
+  t.teardown(() => { dying.server.close(); });
   const deadName = `${prefix}-dies`;
   const died = await t.throwsAsync(pushImage(image, { auth: { ...settings!, endpointOverrides: { image: dying.url } }, http: fast, name: deadName, silent: true }), { instanceOf: CloudError });
   t.is(died.code, 'E_CLOUD_NETWORK');
