@@ -15,7 +15,7 @@ clear_stale_pidfiles() {
     pid=$(cat "$f" 2>/dev/null || true)
     name=$(basename "$f" .pid)
     case "$name" in nova-*) ;; *) name=$(basename "$(dirname "$f")") ;; esac
-    if [ -z "$pid" ] || ! tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$name"; then
+    if [ -z "$pid" ] || ! { tr '\0' ' ' < "/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$name"; then
       echo "stale pidfile $f (pid ${pid:-none} is not $name): removed"
       rm -f "$f"
     fi
