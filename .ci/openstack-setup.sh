@@ -299,7 +299,7 @@ done
 openstack flavor show osv.tiny >/dev/null 2>&1 || openstack flavor create --ram 256 --disk 1 --vcpus 1 osv.tiny >/dev/null
 openstack flavor show osv.small >/dev/null 2>&1 || openstack flavor create --ram 512 --disk 2 --vcpus 1 osv.small >/dev/null
 openstack compute service list
-# Every service must answer, not only have been started: a tests run against half a cloud fails
+# Every service must answer, not only have been started: a test run against half a cloud fails
 # where it should have skipped (the caller removes clouds.yaml when this script fails).
 for i in $(seq 1 60); do
   down=$(openstack compute service list -f value -c Binary -c State 2>/dev/null | awk '$2 != "up" { print $1 }' || true)
