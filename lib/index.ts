@@ -14,6 +14,7 @@ export { src, type SrcOptions } from './vinyl/src.js';
 export { compose, run, composeWith, imageSteps, buildOptions, type ComposedImage } from './commands/compose.js';
 export { collectPackage } from './commands/collect.js';
 export { composeFolder } from './commands/compose-folder.js';
+export { capstanfileBuild, type CapstanfileBuild, type CapstanfileBuildOptions } from './commands/capstanfile-build.js';
 export { composeRemote, type ComposeRemoteOptions } from './commands/compose-remote.js';
 export { capstanConfiguration } from './commands/config.js';
 export { stepOptions, mergeOptions, packageJsonOptions, defaultImagePath, OptionsError, type UnikernelOptions, type StepOptions } from './commands/options.js';

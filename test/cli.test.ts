@@ -12,6 +12,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { describeImage } from '../lib/image/describe.js';
 import { pidAlive } from '../lib/vm/shutdown.js';
 import { userProject, type Project } from './helpers/project.js';
+import { serveBucket } from './helpers/remote-server.js';
 
 const APP = {
   'meta/package.yaml': 'name: app\ntitle: App\nauthor: tests\nversion: 1.2.3\ncreated: 2024-05-01T10:20:30+02:00\n',
@@ -223,6 +224,84 @@ test('package compose writes a repository image; images, info, --json, plain com
   const pulled = await c(['pull', 'osv-loader', '--json']);
   t.is(pulled.exitCode, 0, both(pulled));
   t.true(out(pulled).trim().split('\n').map((l) => JSON.parse(l) as { event: string }).some((e) => e.event === 'pull'));
+});
+
+test('build (Capstanfile mode) runs the build command, then writes rootfs and files with its cmdline; run with no argument builds and boots', async (t) => {
+  const capstanfile = 'base: cloudius/osv-base\ncmdline: /tools/hello.so --greet\nbuild: node make.mjs\nfiles:\n  /app/app.bin: out/&\n';
+  const p = await userProject(t, {
+    Capstanfile: capstanfile,
+    // The build makes the file the `files` map names (it does not exist before).
+    'make.mjs': "import { mkdirSync, writeFileSync } from 'node:fs'; mkdirSync('out', { recursive: true }); writeFileSync('out/app.bin', 'built ' + process.argv.length);\n",
+    'fail.mjs': "console.log('compiler says no'); process.exit(2);\n",
+    'ROOTFS/etc/greeting': 'hello\n',
+    'src/main.c': 'not in the image',
+  }, { mode: 'crash' });
+  const c = cli(p);
+  const built = await c(['build']);
+  t.is(built.exitCode, 0, both(built));
+  t.regex(out(built), /^Building app\.\.\.\n/, 'named after the folder, as Capstan');
+  t.regex(out(built), /Command line set to: '\/tools\/hello\.so --greet'\n$/);
+  const image = path.join(p.env.CAPSTAN_ROOT, 'repository', 'app', 'app.qemu');
+  const described = await describeImage(image);
+  t.is(described.format, 'qcow2');
+  t.is(described.cmdline, '/tools/hello.so --greet');
+  const files = described.rofs!.entries.filter((e) => e.type === 'file').map((e) => e.path);
+  t.true(files.includes('/app/app.bin') && files.includes('/etc/greeting'), files.join(' '));
+  t.false(files.some((f) => f.includes('main.c') || f.includes('make.mjs')), 'only rootfs and files go in');
+  t.regex(await readFile(path.join(path.dirname(image), 'index.yaml'), 'utf8'), /\nbuild: node make\.mjs\n/);
+
+  // run with no argument in a Capstanfile folder: built (the build command again), then booted.
+  await writeFile(path.join(p.root, 'out', 'app.bin'), 'stale');
+  const ran = await c(['run']);
+  t.is(ran.exitCode, 0, both(ran));
+  t.regex(out(ran), /Created instance: app\n[\s\S]*CMDLINE:\S+ \/tools\/hello\.so --greet\n/);
+  t.is(await readFile(path.join(p.root, 'out', 'app.bin'), 'utf8'), 'built 2', 'the build command ran again');
+
+  const vbox = await c(['build', 'other', '-p', 'vbox', '-m', '1G']);
+  t.is(vbox.exitCode, 0, both(vbox));
+  t.is((await describeImage(path.join(p.env.CAPSTAN_ROOT, 'repository', 'other', 'other.vbox'))).format, 'vdi');
+
+  await writeFile(path.join(p.root, 'Capstanfile'), capstanfile.replace('make.mjs', 'fail.mjs'));
+  const failed = await c(['build', 'broken']);
+  t.is(failed.exitCode, 65, both(failed));
+  t.regex(err(failed), /Capstanfile: the build command `node fail\.mjs` failed \(exit status 2\)\n[\s\S]*compiler says no/);
+  t.notRegex(err(failed), /\n\s+at /);
+  t.false(existsSync(path.join(p.env.CAPSTAN_ROOT, 'repository', 'broken')), 'no image when the build fails');
+  for (const [args, code, message] of [
+    [['build', 'a', 'b'], 64, /too many arguments; usage: capstan build \[image-name\]/],
+    [['build', 'x', '-m', 'lots'], 64, /invalid value "lots" for flag -m/],
+    [['build', 'x', '-p', 'xen'], 65, /'xen' is not a supported hypervisor/],
+  ] as Array<[string[], number, RegExp]>) {
+    const r = await c(args);
+    t.is(r.exitCode, code, `${args.join(' ')}: ${both(r)}`);
+    t.regex(err(r), message);
+  }
+  const nowhere = await c(['build'], { cwd: p.dir });
+  t.is(nowhere.exitCode, 64, both(nowhere));
+  t.regex(err(nowhere), /usage: capstan build \[image-name\]/);
+});
+
+test('search lists the images of an S3 bucket (-u), whatever --s3 says, matching the name without its namespace', async (t) => {
+  const p = await userProject(t, APP);
+  const c = cli(p);
+  const bucket = serveBucket(p.server, {
+    'mike/osv-loader/index.yaml': Buffer.from('format_version: "1"\nversion: v0.24\ncreated: 2016-01-01 10:00\ndescription: OSv loader from S3\nplatform: Ubuntu-14.04\n'),
+    'mike/osv-loader/osv-loader.qemu.gz': Buffer.from('x'),
+    'mike/myapp/index.yaml': Buffer.from('format_version: "1"\ndescription: an app\n'),
+    'other/broken/index.yaml': Buffer.from('[unclosed\n'),
+    'packages/osv.bootstrap.yaml': Buffer.from('name: osv.bootstrap\ntitle: t\nauthor: a\n'),
+  });
+  const all = await c(['-u', bucket, 'search']);
+  t.is(all.exitCode, 0, both(all));
+  t.is(out(all), [
+    fileInfoRow('Name', 'Description', 'Version', 'Created', 'Platform'),
+    fileInfoRow('mike/myapp', 'an app', '', 'N/A', 'N/A'),
+    fileInfoRow('mike/osv-loader', 'OSv loader from S3', 'v0.24', '2016-01-01 10:00', 'Ubuntu-14.04'),
+  ].join('\n') + '\n', 'key order; the index that does not parse is left out, packages are not images');
+  t.is(out(await c(['-u', bucket, 'search', 'loader'])).split('\n').length, 3, 'header, one row, end');
+  t.is(out(await c(['-u', bucket, 'search', 'mike'])).split('\n').length, 2, 'the namespace is not matched, as in Capstan');
+  const down = await c(['-u', 'http://127.0.0.1:9/none/', 'search']);
+  t.is(down.exitCode, 1, both(down));
 });
 
 test('runtime list, preview, init; volume create, delete; config print', async (t) => {

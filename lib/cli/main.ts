@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { capstanRoot } from '../repository/root.js';
 import { bool, HELP_FLAG, parseFlags, str, type FlagSpec } from './args.js';
 import { JSON_FLAG, type Command, type CommandContext, type GlobalFlags } from './command.js';
-import { composeCommand } from './commands/compose.js';
+import { buildCommand, composeCommand } from './commands/compose.js';
 import { configCommand } from './commands/config.js';
-import { importCommand, imagesCommand, infoCommand, pullCommand, rmiCommand } from './commands/images.js';
+import { importCommand, imagesCommand, infoCommand, pullCommand, rmiCommand, searchCommand } from './commands/images.js';
 import { deleteCommand, instancesCommand, runCommand, stopCommand } from './commands/instances.js';
 import { packageCommand } from './commands/package.js';
 import { runtimeCommand } from './commands/runtime.js';
@@ -21,8 +21,8 @@ import { commandHelp, rootHelp } from './help.js';
 import { CliOutput, type CliStreams } from './output.js';
 
 export const COMMANDS: readonly Command[] = [
-  configCommand, infoCommand, importCommand, pullCommand, rmiCommand, runCommand, composeCommand,
-  imagesCommand, instancesCommand, stopCommand, deleteCommand, packageCommand, stackCommand, runtimeCommand, volumeCommand,
+  configCommand, infoCommand, importCommand, pullCommand, rmiCommand, runCommand, buildCommand, composeCommand,
+  imagesCommand, searchCommand, instancesCommand, stopCommand, deleteCommand, packageCommand, stackCommand, runtimeCommand, volumeCommand,
 ];
 
 const GLOBAL_FLAGS: readonly FlagSpec[] = [
@@ -36,8 +36,7 @@ const GLOBAL_FLAGS: readonly FlagSpec[] = [
 const NOTES = [
   'Capstan\'s commands, flags, tables and exit codes (64: usage, 65: data, 1: other failures),',
   'made by gulp-capstan: images are ROFS, written without qemu-img or qemu-nbd. Not here:',
-  'build (Capstanfile mode; package compose reads a Capstanfile), search (S3 images), and',
-  'hypervisors other than QEMU (run --target libvirt runs on any libvirt host).',
+  'hypervisors other than QEMU for run (run --target libvirt runs on any libvirt host).',
 ].join('\n');
 
 export interface MainOptions extends Partial<CliStreams> {

@@ -5,7 +5,7 @@ export { readCapstanConfig, type CapstanConfig } from './config.js';
 export { readMpm, isMetaMember, type MpmMember, type MpmMemberType } from './mpm.js';
 export { findLocalPackage, resolveLocalPackages, readLocalPackage, type LocalPackage, type PackageContents } from './local.js';
 export {
-  RepositoryClient, ensureLoader, ensureZfsBuilder, pullLoader, pullPackage, pullZfsBuilder, pullImage, ZFS_BUILDER, type PulledLoader,
+  RepositoryClient, ensureLoader, ensureZfsBuilder, pullLoader, pullPackage, pullZfsBuilder, pullImage, searchImages, ZFS_BUILDER, type PulledLoader, type RemoteImageInfo,
 } from './pull.js';
 export {
   listPackages, searchPackages, describePackage, updatePackages, buildPackage, importPackage, formatPackageDescriptor,

@@ -16,7 +16,7 @@ import { formatBytes, stepLogger, type StepLogger } from '../log.js';
 import { parsePackageYaml } from '../manifest/index.js';
 import type { PackageInfo } from '../manifest/types.js';
 import type { ParseOptions } from '../yaml/source.js';
-import { capstanTime, parseImageIndex, readImageIndex, writeImageIndex } from './images.js';
+import { capstanTime, parseImageIndex, readImageIndex, writeImageIndex, type ImageIndex } from './images.js';
 import { findLocalPackage, type LocalPackage } from './local.js';
 import { readMpm } from './mpm.js';
 import { download } from './remote/download.js';
@@ -35,6 +35,14 @@ export interface PulledLoader {
   /** The stored kernel ELF beside it, when the release had one. */
   kernel?: string | undefined;
   release: string;
+  url: string;
+}
+
+/** An image an S3 remote offers (`capstan search`): its name and what its index.yaml says. */
+export interface RemoteImageInfo extends ImageIndex {
+  /** `<namespace>/<name>`. */
+  name: string;
+  /** Where its index.yaml is. */
   url: string;
 }
 
@@ -251,6 +259,43 @@ export class RepositoryClient {
     this.settings.events?.({ event: 'pull', kind: 'image', name, path: dest, url: found.image.url });
     return dest;
   }
+
+  /**
+   * Images the S3 remote offers whose name (without its namespace, as Capstan matches)
+   * contains `filter`: every `<ns>/<name>/index.yaml` of the bucket, read 8 at a time, in key
+   * order. An index that is missing or does not parse is skipped, as Capstan does; a network
+   * failure is an error.
+   */
+  async searchImages(filter = ''): Promise<RemoteImageInfo[]> {
+    const remote = this.remote('the remote image list');
+    if (!(remote instanceof S3Bucket)) {
+      throw new RepositoryError('images are listed by S3-style remotes only', {
+        code: 'E_REMOTE_KIND', hint: 'Search with remote: "s3" (the command does so); OSv\'s GitHub releases carry loaders and packages, not images.',
+      });
+    }
+    const indexes = (await remote.imageIndexes()).filter((i) => path.posix.basename(i.name).includes(filter));
+    const found: Array<RemoteImageInfo | undefined> = new Array(indexes.length);
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < indexes.length; i = next++) {
+        const { name, index } = indexes[i]!;
+        let text: string;
+        try {
+          ({ text } = await this.http!.text(index.url, `the image index ${name}`));
+        } catch (error) {
+          if (error instanceof RepositoryError && (error.code === 'E_REMOTE_NETWORK' || error.code === 'E_REMOTE_RATE_LIMIT')) throw error;
+          continue;
+        }
+        try {
+          found[i] = { name, url: index.url, ...parseImageIndex(text, index.url) };
+        } catch {
+          // not an index Capstan could read either
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, indexes.length) }, worker));
+    return found.filter((f): f is RemoteImageInfo => f !== undefined);
+  }
 }
 
 /**
@@ -319,3 +364,5 @@ export const pullPackage = (name: string, options?: RemoteOptions) => new Reposi
 export const pullZfsBuilder = (options?: RemoteOptions) => new RepositoryClient(options).pullZfsBuilder();
 export const pullImage = (name: string, options?: RemoteOptions & { hypervisor?: string | undefined }) =>
   new RepositoryClient(options).pullImage(name, options?.hypervisor);
+/** Capstan's `search`: images of the S3 remote (whatever `remote` says, as Capstan searches S3). */
+export const searchImages = (filter?: string, options?: RemoteOptions) => new RepositoryClient({ ...options, remote: 's3' }).searchImages(filter);

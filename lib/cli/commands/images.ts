@@ -6,8 +6,9 @@ import { capstanInfo } from '../../image/probe.js';
 import { importImage, listImages, removeImage } from '../../repository/images.js';
 import { checkRepositoryName } from '../../repository/remote/remote.js';
 import { repositoryImagePath } from '../../repository/root.js';
-import { pullImage, pullLoader } from '../../repository/pull.js';
+import { pullImage, pullLoader, searchImages } from '../../repository/pull.js';
 import { RepositoryError, VmError } from '../../errors.js';
+import { UsageError } from '../exit-codes.js';
 import { str } from '../args.js';
 import { JSON_FLAG, remoteOptions, type Command, type CommandContext } from '../command.js';
 import { fileInfoHeader, imageRow } from '../table.js';
@@ -35,6 +36,24 @@ export const imagesCommand: Command = {
       const i = image.index;
       text += `${imageRow(image.name, i?.description ?? '', i?.version ?? '', i?.created, i?.platform)}\n`;
     }
+    ctx.out.write(text);
+  },
+};
+
+export const searchCommand: Command = {
+  name: 'search',
+  usage: 'search a remote images',
+  args: '[image-name]',
+  description: [
+    'Images of the S3 repository (-u, else config.yaml\'s repo_url, else CAPSTAN_REPO_URL): every',
+    '<namespace>/<name>/index.yaml of the bucket whose <name> contains the argument, as Capstan',
+    'lists them (its table, whatever --s3 says). An index that cannot be read is left out.',
+  ].join('\n'),
+  async run(ctx, p) {
+    if (p.args.length > 1) throw new UsageError('too many arguments; usage: capstan search [image-name]', ctx.path);
+    const images = await searchImages(p.args[0] ?? '', remoteOptions(ctx));
+    let text = `${fileInfoHeader()}\n`;
+    for (const i of images) text += `${imageRow(i.name, i.description, i.version, i.created, i.platform)}\n`;
     ctx.out.write(text);
   },
 };

@@ -3,6 +3,7 @@
 // `capstan run` in a package folder, the one-shot compose (lib/commands/compose.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { capstanfileBuild, defaultBuildName } from '../../commands/capstanfile-build.js';
 import { buildOptions, composeWith } from '../../commands/compose.js';
 import type { ImageInfo } from '../../carrier.js';
 import { VmError } from '../../errors.js';
@@ -110,7 +111,16 @@ async function runVm(ctx: CommandContext, p: ParsedArgs): Promise<number> {
     let imagePath: string;
     let info: ImageInfo | undefined;
     let loader: string | undefined;
-    if (image === undefined && instance === undefined) {
+    if (image === undefined && instance === undefined && existsSync(path.join(ctx.cwd, 'Capstanfile'))) {
+      // A Capstanfile folder (Capstan looks for it first): `capstan build` it, then run it.
+      // Capstan builds only when the image is missing; here it is rebuilt each time, as a
+      // package folder is recomposed, so what runs is what the folder holds now.
+      const name = checkRepositoryName(defaultBuildName(ctx.cwd), 'image', true);
+      const built = await capstanfileBuild({ ...buildRemote(ctx), cwd: ctx.cwd, name, verbose: bool(p, 'v'), events: ctx.out.events });
+      imagePath = built.path;
+      info = built;
+      instance = name;
+    } else if (image === undefined && instance === undefined) {
       // A package folder: compose it into the repository first, as Capstan's `run` does.
       const name = projectName(ctx.cwd);
       imagePath = repositoryImagePath(name, ctx.root);
@@ -176,7 +186,7 @@ async function foreground(vm: Vm, ctx: CommandContext, verbose: boolean): Promis
 function projectName(cwd: string): string {
   const file = path.join(cwd, 'meta', 'package.yaml');
   if (existsSync(file)) return checkRepositoryName(parsePackageYaml(readFileSync(file, 'utf8'), file).name, 'image', true);
-  if (!existsSync(path.join(cwd, 'Capstanfile')) && !existsSync(path.join(cwd, 'package.json'))) {
+  if (!existsSync(path.join(cwd, 'package.json'))) { // (a Capstanfile folder was built before this)
     throw new VmError('nothing to run here: no meta/package.yaml, Capstanfile or package.json', {
       code: 'E_RUN_NOTHING', file: cwd,
       hint: "Run it in a package folder, or name an image: 'capstan run <image>' / 'capstan run -i <image> <instance>'.",

@@ -1,0 +1,93 @@
+// Capstan's `build [image-name]`, the legacy Capstanfile mode: run the Capstanfile's `build`
+// command (split on whitespace, no shell, as Capstan runs it), then compose the folder's
+// `rootfs` and `files` with its `cmdline` into the local repository. Capstan copies a `base`
+// image and uploads the files into it through a VM; here the image is written directly from the
+// loader, like every other compose: `base` is not used, and no package goes in unless asked for
+// (`require`, `bootstrap`), where `package compose` of the same folder adds osv.bootstrap.
+import { execa } from 'execa';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ManifestError } from '../errors.js';
+import type { ImageFormat } from '../image/disk.js';
+import { parseCapstanfile } from '../manifest/capstanfile.js';
+import { hostPathKind } from '../manifest/load.js';
+import { composedImageIndex, writeImageIndex } from '../repository/images.js';
+import { checkRepositoryName } from '../repository/remote/remote.js';
+import { capstanRoot, repositoryImagePath } from '../repository/root.js';
+import { buildOptions, composeWith, type ComposedImage } from './compose.js';
+import type { UnikernelOptions } from './options.js';
+
+/** Capstan's hypervisors, and the disk format each one's image file is. */
+const FORMAT_OF_HYPERVISOR: Record<string, ImageFormat> = { qemu: 'qcow2', vbox: 'vdi', vmw: 'vmdk', gce: 'gce' };
+
+export interface CapstanfileBuildOptions extends Omit<UnikernelOptions, 'out' | 'format' | 'run' | 'package'> {
+  /** Image name in the repository. Default: the folder's name, as in Capstan. */
+  name?: string | undefined;
+  /** `qemu` (default: a qcow2 `<name>.qemu`), `vbox` (VDI), `vmw` (VMDK) or `gce` (a GCE tarball). */
+  hypervisor?: string | undefined;
+}
+
+export interface CapstanfileBuild extends ComposedImage {
+  /** The image name it was stored under. */
+  name: string;
+  /** The build command that ran, if the Capstanfile has one. */
+  command?: string[] | undefined;
+}
+
+/** The image name `capstan build` gives a folder: its own name. */
+export function defaultBuildName(cwd: string): string {
+  return path.basename(path.resolve(cwd));
+}
+
+/** Runs the Capstanfile's build command, then composes the image into the local repository. */
+export async function capstanfileBuild(options: CapstanfileBuildOptions = {}): Promise<CapstanfileBuild> {
+  const cwd = path.resolve(options.cwd ?? process.cwd());
+  const hypervisor = options.hypervisor ?? 'qemu';
+  const format = FORMAT_OF_HYPERVISOR[hypervisor];
+  if (!format) {
+    throw new ManifestError(`'${hypervisor}' is not a hypervisor an image can be built for here`, {
+      code: 'E_HYPERVISOR', hint: `Use one of: ${Object.keys(FORMAT_OF_HYPERVISOR).join(', ')}.`,
+    });
+  }
+  const name = checkRepositoryName(options.name ?? defaultBuildName(cwd), 'image', true);
+  const file = path.join(cwd, 'Capstanfile');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new ManifestError(missing ? 'there is no Capstanfile here' : `cannot read the Capstanfile: ${(error as Error).message}`, {
+      code: missing ? 'E_CAPSTANFILE_MISSING' : 'E_MANIFEST_READ', file, cause: error,
+      hint: missing ? 'Run it in the folder that has the Capstanfile; for a package folder (meta/package.yaml) use package compose.' : 'Check the file permissions.',
+    });
+  }
+  // Parsed here for the build command; the compose reads it again (after the build, whose
+  // outputs the `files` entries may name).
+  const capstanfile = parseCapstanfile(text, file, { root: cwd, pathKind: hostPathKind });
+  if (capstanfile.build) await runBuildCommand(capstanfile.build, cwd, file);
+  const root = capstanRoot(options.root);
+  const out = repositoryImagePath(name, root, hypervisor);
+  const { name: _name, hypervisor: _hypervisor, ...compose } = options;
+  // No packages unless asked for: Capstan's build takes what its base image has and adds only
+  // the folder's files (the ROFS skeleton stands in for the base's /etc).
+  const image = await composeWith(buildOptions({ bootstrap: false, ...compose, cwd, root, out, format }));
+  const index = await composedImageIndex(image.loader);
+  await writeImageIndex(path.dirname(out), { ...index, build: capstanfile.build?.join(' ') ?? '' });
+  return { ...image, name, command: capstanfile.build };
+}
+
+/** Runs `command` in `cwd` as Capstan does (no shell); a failure carries what it printed. */
+async function runBuildCommand(command: string[], cwd: string, capstanfile: string): Promise<void> {
+  const [program, ...args] = command as [string, ...string[]];
+  const result = await execa(program, args, { cwd, all: true, reject: false, stdin: 'ignore' });
+  if (!result.failed) return;
+  const output = (result.all ?? '').trimEnd();
+  const tail = output.split('\n').slice(-20).join('\n');
+  const how = result.code === 'ENOENT' ? 'was not found' : result.signal ? `was killed by ${result.signal}` : `failed (exit status ${result.exitCode})`;
+  throw new ManifestError(`the build command \`${command.join(' ')}\` ${how}`, {
+    code: 'E_CAPSTANFILE_BUILD_FAILED', file: capstanfile,
+    hint: result.code === 'ENOENT'
+      ? `Install ${program}, or fix the \`build\` line (it runs without a shell, split on spaces).`
+      : `${tail ? `It printed:\n${tail}\n` : ''}Fix the build, or run it by hand to see more.`,
+  });
+}
