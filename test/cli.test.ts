@@ -9,7 +9,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { describeImage } from '../lib/image/describe.js';
+import { describeImage, readImageFile } from '../lib/image/describe.js';
+import { findJavaHome } from '../lib/runtimes/java.js';
+import { execa } from 'execa';
 import { pidAlive } from '../lib/vm/shutdown.js';
 import { userProject, type Project } from './helpers/project.js';
 import { serveBucket } from './helpers/remote-server.js';
@@ -279,6 +281,30 @@ test('build (Capstanfile mode) runs the build command, then writes rootfs and fi
   const nowhere = await c(['build'], { cwd: p.dir });
   t.is(nowhere.exitCode, 64, both(nowhere));
   t.regex(err(nowhere), /usage: capstan build \[image-name\]/);
+});
+
+const JDK = (() => { try { return findJavaHome(undefined, process.cwd()); } catch { return undefined; } })();
+const withJdk = JDK && existsSync(path.join(JDK, 'bin', 'javac')) && existsSync(path.join(JDK, 'bin', 'jar')) ? test : test.skip;
+
+withJdk('run <file>.jar: an image of the jar and the host JDK, image and instance named after the jar, booted', async (t) => {
+  const p = await userProject(t, { 'src/Hello.java': 'public class Hello { public static void main(String[] a) { System.out.println("hi"); } }\n' }, { mode: 'crash' });
+  await execa(path.join(JDK!, 'bin', 'javac'), ['-d', path.join(p.root, 'classes'), path.join(p.root, 'src', 'Hello.java')]);
+  await mkdir(path.join(p.root, 'dist'));
+  await execa(path.join(JDK!, 'bin', 'jar'), ['--create', '--file', path.join(p.root, 'dist', 'hello.jar'), '--main-class', 'Hello', '-C', path.join(p.root, 'classes'), '.']);
+  const c = cli(p);
+  const ran = await c(['run', '-i', 'dist/hello.jar', 'ignored']);
+  t.is(ran.exitCode, 0, both(ran));
+  t.regex(out(ran), /Created instance: hello\n/, 'the instance is named after the jar, as in Capstan');
+  t.regex(out(ran), /CMDLINE:\S+ runscript \/run\/default;/);
+  const described = await describeImage(path.join(p.env.CAPSTAN_ROOT, 'repository', 'hello', 'hello.qemu'));
+  const files = described.rofs!.entries.filter((e) => e.type === 'file').map((e) => e.path);
+  t.true(files.includes('/hello.jar'), 'the jar at the root');
+  t.true(files.some((f) => /\/bin\/java$/.test(f)), 'and a JDK');
+  t.false(files.some((f) => f.includes('Hello.java') || f.includes('Hello.class')), 'only the jar of the folder');
+  t.regex((await readImageFile(path.join(p.env.CAPSTAN_ROOT, 'repository', 'hello', 'hello.qemu'), '/run/default')).toString(), /java -jar \/hello\.jar !/);
+  const missing = await c(['run', 'nothere.jar']);
+  t.is(missing.exitCode, 65, both(missing));
+  t.regex(err(missing), /nothere\.jar: no such jar/);
 });
 
 test('search lists the images of an S3 bucket (-u), whatever --s3 says, matching the name without its namespace', async (t) => {

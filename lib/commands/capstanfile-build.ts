@@ -4,7 +4,7 @@
 // image and uploads the files into it through a VM; here the image is written directly from the
 // loader, like every other compose: `base` is not used, and no package goes in unless asked for
 // (`require`, `bootstrap`), where `package compose` of the same folder adds osv.bootstrap.
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ManifestError } from '../errors.js';
@@ -76,18 +76,57 @@ export async function capstanfileBuild(options: CapstanfileBuildOptions = {}): P
   return { ...image, name, command: capstanfile.build };
 }
 
-/** Runs `command` in `cwd` as Capstan does (no shell); a failure carries what it printed. */
+/** Runs `command` in `cwd` as Capstan does (no shell); a failure carries the end of what it printed. */
 async function runBuildCommand(command: string[], cwd: string, capstanfile: string): Promise<void> {
   const [program, ...args] = command as [string, ...string[]];
-  const result = await execa(program, args, { cwd, all: true, reject: false, stdin: 'ignore' });
-  if (!result.failed) return;
-  const output = (result.all ?? '').trimEnd();
-  const tail = output.split('\n').slice(-20).join('\n');
-  const how = result.code === 'ENOENT' ? 'was not found' : result.signal ? `was killed by ${result.signal}` : `failed (exit status ${result.exitCode})`;
+  // stdout and stderr together, in the order they came (Capstan's CombinedOutput); only the
+  // end is shown, so only the last 64 KiB are kept.
+  let output = '';
+  const ended = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException }>((resolve) => {
+    const child = spawn(program, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const take = (chunk: Buffer) => { output = (output + chunk.toString('utf8')).slice(-65536); };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.once('error', (error: NodeJS.ErrnoException) => resolve({ code: null, signal: null, error }));
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  if (!ended.error && ended.code === 0) return;
+  const tail = output.trimEnd().split('\n').slice(-20).join('\n');
+  const notFound = ended.error?.code === 'ENOENT';
+  const how = notFound ? 'was not found' : ended.error ? `could not be started: ${ended.error.message}`
+    : ended.signal ? `was killed by ${ended.signal}` : `failed (exit status ${ended.code})`;
   throw new ManifestError(`the build command \`${command.join(' ')}\` ${how}`, {
     code: 'E_CAPSTANFILE_BUILD_FAILED', file: capstanfile,
-    hint: result.code === 'ENOENT'
+    hint: notFound
       ? `Install ${program}, or fix the \`build\` line (it runs without a shell, split on spaces).`
       : `${tail ? `It printed:\n${tail}\n` : ''}Fix the build, or run it by hand to see more.`,
   });
+}
+
+export interface JarBuildOptions extends Omit<CapstanfileBuildOptions, 'files' | 'hypervisor'> {
+  /** The runnable jar (Main-Class in its manifest), relative to `cwd`. */
+  jar: string;
+}
+
+/**
+ * Capstan's `run <file>.jar`: an image of the jar alone, named after it (`app.jar` → `app`),
+ * booting `java -jar /<jar>`. Capstan builds it on the `cloudius/osv-openjdk` base image; the
+ * host's JDK stands in for that here, as for `runtime: java` (lib/runtimes/java.ts).
+ */
+export async function jarBuild(options: JarBuildOptions): Promise<CapstanfileBuild> {
+  const jar = path.resolve(options.cwd ?? process.cwd(), options.jar);
+  const jarName = path.basename(jar);
+  const name = checkRepositoryName(options.name ?? jarName.replace(/\.jar$/, ''), 'image', true);
+  if (!hostPathKind(jar)) {
+    throw new ManifestError('no such jar', { code: 'E_JAR_MISSING', file: jar, hint: 'Give the path of a runnable jar (built with Main-Class), e.g. capstan run target/app.jar.' });
+  }
+  const { jar: _jar, name: _name, java, cwd: _cwd, ...compose } = options;
+  const root = capstanRoot(options.root);
+  const out = repositoryImagePath(name, root);
+  const image = await composeWith(buildOptions({
+    bootstrap: false, ...compose, root, out, format: 'qcow2',
+    cwd: path.dirname(jar), files: [jarName], java: { ...(typeof java === 'object' ? java : {}), main: jarName },
+  }));
+  await writeImageIndex(path.dirname(out), await composedImageIndex(image.loader));
+  return { ...image, name };
 }

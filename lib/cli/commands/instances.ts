@@ -3,7 +3,7 @@
 // `capstan run` in a package folder, the one-shot compose (lib/commands/compose.ts).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { capstanfileBuild, defaultBuildName } from '../../commands/capstanfile-build.js';
+import { capstanfileBuild, defaultBuildName, jarBuild } from '../../commands/capstanfile-build.js';
 import { buildOptions, composeWith } from '../../commands/compose.js';
 import type { ImageInfo } from '../../carrier.js';
 import { VmError } from '../../errors.js';
@@ -36,8 +36,10 @@ export const runCommand: Command = {
     '                                -e/--boot/--env set a new command line)',
     'capstan run <image>             boots a repository image (or an image file) as a new instance',
     'capstan run -i <image> [name]   the same, naming the instance',
+    'capstan run <file>.jar          an image of the jar with the host\'s JDK, named after the jar',
     'capstan run                     in a package folder: composes it (pulling what is missing),',
-    '                                then boots it, image and instance named after the package',
+    '                                then boots it, image and instance named after the package;',
+    '                                in a Capstanfile folder: capstan build, then boots it',
     'The VM runs in the foreground, its console on the terminal, until the guest exits or Ctrl+C',
     '(which stops it: no QEMU is left). Differences from Capstan: QEMU only (-p other than qemu is',
     'refused); -n takes nat, bridge, tap or none; an image missing locally is not pulled from S3',
@@ -132,11 +134,19 @@ async function runVm(ctx: CommandContext, p: ParsedArgs): Promise<number> {
       instance = name;
     } else {
       if (image === undefined) { image = instance!; instance = undefined; }
-      imagePath = imageFile(image, ctx);
-      instance ??= existsSync(path.resolve(ctx.cwd, image)) ? instanceNameFor(imagePath) : image.replaceAll('/', '-');
-      // An image we composed into the repository boots through its loader's kernel (-kernel), as
-      // `capstan run` in its package folder does, while that loader is unchanged.
-      loader = await recordedLoader(imagePath);
+      if (image.endsWith('.jar')) {
+        // As Capstan: an image of the jar alone, named after it (the instance too), built first.
+        const built = await jarBuild({ ...buildRemote(ctx), cwd: ctx.cwd, jar: image, verbose: bool(p, 'v'), events: ctx.out.events });
+        imagePath = built.path;
+        info = built;
+        instance = built.name;
+      } else {
+        imagePath = imageFile(image, ctx);
+        instance ??= existsSync(path.resolve(ctx.cwd, image)) ? instanceNameFor(imagePath) : image.replaceAll('/', '-');
+        // An image we composed into the repository boots through its loader's kernel (-kernel), as
+        // `capstan run` in its package folder does, while that loader is unchanged.
+        loader = await recordedLoader(imagePath);
+      }
     }
     // A new instance of this name replaces whatever instance had it (Capstan deletes it first).
     if ((await listInstances({ root: ctx.root })).some((i) => i.name === instance)) await deleteInstance(instance!, { root: ctx.root });
