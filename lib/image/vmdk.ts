@@ -268,7 +268,9 @@ export class VmdkSparseWriter implements DiskWriter {
     // Moved grains left their old bytes behind the tables: clear them (otherwise a hole).
     if (shifted) meta = Buffer.concat([meta, Buffer.alloc(this.data.dataStart - meta.length)]);
     await this.fh.write(meta, 0, meta.length, 0);
-    if (fileSectors * SECTOR < metaBytes) await this.fh.truncate(metaBytes); // QEMU wants the file to reach the first grain
+    // QEMU refuses a file shorter than the header's overhead (where the first grain would be):
+    // one with no grain yet (an empty volume) ends with its tables, so it is extended to there.
+    if ((await this.fh.stat()).size < this.data.dataStart) await this.fh.truncate(this.data.dataStart);
     this.closed = true;
     await this.fh.close();
   }

@@ -2,7 +2,8 @@
 // (/dev/vblk1… in OSv), kept the way `capstan volume create|delete` keeps them (cmd/volume.go):
 // `volumes/<name>` in the package root, beside its metadata `volumes/<name>.yaml` (yaml.Marshal
 // of hypervisor.Volume: `format`, and `aio`/`cache` when set). Written by the image domain's
-// writers, without qemu-img: raw stays sparse, qcow2 holds no data clusters at all.
+// writers, without qemu-img: raw stays sparse, qcow2 holds no data clusters at all, VDI
+// (dynamic) and VMDK (monolithicSparse) no blocks or grains.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -13,6 +14,9 @@ import { parseDiskSize } from '../image/size.js';
 import { marshalGoFields, type GoField } from '../yaml/go-emit.js';
 import { findEntry, YamlSource, type ManifestWarning } from '../yaml/source.js';
 import type { AioMode, CacheMode } from './drives.js';
+
+/** What a volume can be written as (Capstan hands any of qemu-img's to it; these are QEMU's writable ones we write). */
+export const VOLUME_FORMATS: readonly DiskFormat[] = ['raw', 'qcow2', 'vdi', 'vmdk'];
 
 /** Where Capstan keeps a package's volumes (always left out of the image). */
 export const VOLUMES_DIR = 'volumes';
@@ -92,9 +96,9 @@ export async function createVolume(root: string, name: string, options: CreateVo
  */
 export async function createVolumeFile(file: string, options: CreateVolumeFileOptions = {}): Promise<VolumeInfo> {
   const format = options.format ?? 'raw';
-  if (format !== 'raw' && format !== 'qcow2') {
+  if (!VOLUME_FORMATS.includes(format)) {
     throw new VmError(`volume format "${String(format)}" is not supported`, {
-      code: 'E_VM_VOLUME', file, hint: 'Use raw or qcow2 (vdi and vmdk, which Capstan hands to qemu-img, are not written here).',
+      code: 'E_VM_VOLUME', file, hint: `Use one of: ${VOLUME_FORMATS.join(', ')}.`,
     });
   }
   const size = volumeSize(options.size ?? '1G', file);

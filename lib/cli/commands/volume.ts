@@ -9,10 +9,10 @@ const create: Command = {
   name: 'create',
   usage: 'create empty volume and store it into ./volumes directory',
   args: '[volume-name]',
-  description: 'Written without qemu-img: raw (sparse) or qcow2. Capstan hands vdi and vmdk to qemu-img; they are refused here.',
+  description: 'Written without qemu-img: raw (sparse), qcow2, vdi (dynamic) or vmdk (monolithicSparse), all empty.',
   flags: [
     { name: 'size', aliases: ['s'], type: 'string', usage: 'total size of the target image (use M or G suffix)', default: '1G' },
-    { name: 'format', aliases: ['f'], type: 'string', usage: 'volume format: raw or qcow2', default: 'raw' },
+    { name: 'format', aliases: ['f'], type: 'string', usage: 'volume format: raw, qcow2, vdi or vmdk', default: 'raw' },
   ],
   async run(ctx, p) {
     expectArgs(p.args, 1, 'usage: capstan volume create [volume-name]', ctx.path);
