@@ -13,6 +13,7 @@ export const RUN_FLAGS: Record<string, string> = {
   '--env <KEY=VALUE>': 'set an environment variable in the guest, repeatable',
   '--execute <cmdline>': 'run this command line instead of the image\'s (the image is unchanged)',
   '--network <mode>': 'nat (default), bridge, tap or none',
+  '--name <instance>': 'instance name (default the folder\'s); unikernel:stop stops the one of this name',
   '--format <format>': 'image format: qcow2 (default), raw, vmdk, vdi, gce',
   '--size <size>': 'virtual disk size, e.g. 10G',
   '--verbose': 'every file, every step',

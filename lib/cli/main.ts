@@ -35,8 +35,8 @@ const GLOBAL_FLAGS: readonly FlagSpec[] = [
 
 const NOTES = [
   'Capstan\'s commands, flags, tables and exit codes (64: usage, 65: data, 1: other failures),',
-  'made by gulp-capstan: images are ROFS, written without qemu-img or qemu-nbd. Not here:',
-  'hypervisors other than QEMU for run (run --target libvirt runs on any libvirt host).',
+  'made by gulp-capstan: images are ROFS unless --fs zfs, written without qemu-img or qemu-nbd.',
+  'Not here: hypervisors other than QEMU for run (run --target libvirt runs on any libvirt host).',
 ].join('\n');
 
 export interface MainOptions extends Partial<CliStreams> {

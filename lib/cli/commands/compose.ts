@@ -24,8 +24,8 @@ export const composeCommand: Command = {
   description: [
     'The folder\'s whole tree goes to the image root; a single file lands at /<basename>.',
     'No packages, no .capstanignore. Without -c the loader\'s own command line is kept.',
-    'Differences from Capstan: ROFS (Capstan defaults to ZFS, not available here yet); the',
-    'ROFS skeleton (/etc/fstab, …) is added so that a real OSv boots it.',
+    'Differences from Capstan: ROFS unless --fs zfs (Capstan defaults to ZFS); the ROFS',
+    'skeleton (/etc/fstab, …) is added so that a real OSv boots it.',
   ].join('\n'),
   flags: [
     { name: 'loader_image', aliases: ['l'], type: 'string', usage: 'the base loader image', default: 'osv-loader' },
