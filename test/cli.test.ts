@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describeImage, readImageFile } from '../lib/image/describe.js';
 import { findJavaHome } from '../lib/runtimes/java.js';
@@ -409,6 +410,30 @@ test('capstan run <image>: through its loader\'s kernel while that loader is unc
   await writeFile(indexFile, (await readFile(indexFile, 'utf8')).replace(/loader_sha256: \w+/, `loader_sha256: ${'0'.repeat(64)}`));
   const fromDisk = await runUntil(/PART:/);
   t.regex(fromDisk, /CMDLINE:runscript \/run\/default;\s*\nPART:/);
+});
+
+test('capstan run <namespace>/<name> pulls the image from the S3 repository first, as Capstan; one it does not have is no such image', async (t) => {
+  const p = await userProject(t, APP, { mode: 'wait' });
+  const c = cli(p);
+  t.is((await c(['package', 'compose', 'app', '-p'])).exitCode, 0);
+  const composed = await readFile(path.join(p.env.CAPSTAN_ROOT, 'repository', 'app', 'app.qemu'));
+  const bucket = serveBucket(p.server, {
+    'mike/myapp/index.yaml': Buffer.from('format_version: "1"\ndescription: from S3\n'),
+    'mike/myapp/myapp.qemu.gz': gzipSync(composed),
+  });
+  const child = c(['-u', bucket, 'run', 'mike/myapp']);
+  let text = '';
+  child.stdout!.on('data', (d: Buffer) => { text += d.toString(); });
+  for (let i = 0; i < 300 && !/PART:/.test(text); i++) await delay(100);
+  child.kill('SIGINT');
+  const r = await child;
+  t.is(r.exitCode, 130, both(r));
+  t.regex(text, /Created instance: mike-myapp\n[\s\S]*CMDLINE:runscript \/run\/default;\s*\nPART:/, 'booted from the pulled disk');
+  t.deepEqual(await readFile(path.join(p.env.CAPSTAN_ROOT, 'repository', 'mike', 'myapp', 'myapp.qemu')), composed);
+  t.regex(await readFile(path.join(p.env.CAPSTAN_ROOT, 'repository', 'mike', 'myapp', 'index.yaml'), 'utf8'), /description: from S3/);
+  const missing = await c(['-u', bucket, 'run', 'mike/nothere']);
+  t.is(missing.exitCode, 65, both(missing));
+  t.regex(err(missing), /mike\/nothere: no such image at: /);
 });
 
 test('a detached persisted instance: instances, stop, run it again, delete', async (t) => {

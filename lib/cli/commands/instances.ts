@@ -10,13 +10,14 @@ import { VmError } from '../../errors.js';
 import { parsePackageYaml } from '../../manifest/package-yaml.js';
 import { composedImageIndex, recordedLoader, writeImageIndex } from '../../repository/images.js';
 import { checkRepositoryName } from '../../repository/remote/remote.js';
+import { pullImage } from '../../repository/pull.js';
 import { repositoryImagePath } from '../../repository/root.js';
 import { boot, bootInstance, type BootOptions } from '../../vm/boot.js';
 import { deleteInstance, instanceNameFor, listInstances, stopInstance } from '../../vm/instances.js';
 import { reportVm } from '../../vm/vm-events.js';
 import type { Vm } from '../../vm/vm.js';
 import { bool, list, str, type ParsedArgs } from '../args.js';
-import { buildRemote, JSON_FLAG, type Command, type CommandContext } from '../command.js';
+import { buildRemote, JSON_FLAG, remoteOptions, type Command, type CommandContext } from '../command.js';
 import { EX_INTERRUPTED, UsageError } from '../exit-codes.js';
 import { goColumns } from '../table.js';
 import { envFlags, expectArgs, intFlag, oneOf } from '../values.js';
@@ -42,9 +43,9 @@ export const runCommand: Command = {
     '                                in a Capstanfile folder: capstan build, then boots it',
     'The VM runs in the foreground, its console on the terminal, until the guest exits or Ctrl+C',
     '(which stops it: no QEMU is left). Differences from Capstan: QEMU only (-p other than qemu is',
-    'refused); -n takes nat, bridge, tap or none; an image missing locally is not pulled from S3',
-    '(capstan pull it first); --detach (ours) leaves the VM running in the background, for',
-    "'capstan instances' and 'capstan stop'.",
+    'refused); -n takes nat, bridge, tap or none. As in Capstan, a <namespace>/<name> image that',
+    'is not here is pulled from the S3 repository first. --detach (ours) leaves the VM running in',
+    "the background, for 'capstan instances' and 'capstan stop'.",
   ].join('\n'),
   flags: [
     { name: 'i', type: 'string', usage: 'image_name (a repository image or an image file)' },
@@ -141,6 +142,7 @@ async function runVm(ctx: CommandContext, p: ParsedArgs): Promise<number> {
         info = built;
         instance = built.name;
       } else {
+        await pullWhenRemote(image, ctx);
         imagePath = imageFile(image, ctx);
         instance ??= existsSync(path.resolve(ctx.cwd, image)) ? instanceNameFor(imagePath) : image.replaceAll('/', '-');
         // An image we composed into the repository boots through its loader's kernel (-kernel), as
@@ -167,6 +169,21 @@ async function runVm(ctx: CommandContext, p: ParsedArgs): Promise<number> {
     return 0;
   }
   return foreground(vm, ctx, bool(p, 'v'));
+}
+
+/**
+ * As Capstan: an S3 image (`<namespace>/<name>`) that is neither a file here nor in the local
+ * repository is pulled first, when the S3 repository has it (else imageFile says it is missing).
+ */
+async function pullWhenRemote(image: string, ctx: CommandContext): Promise<void> {
+  const parts = image.split('/');
+  if (parts.length !== 2 || parts.some((part) => part === '' || part.startsWith('.'))) return;
+  if (existsSync(path.resolve(ctx.cwd, image)) || existsSync(repositoryImagePath(image, ctx.root))) return;
+  try {
+    await pullImage(image, { ...remoteOptions(ctx), remote: 's3', hypervisor: 'qemu' });
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'E_REMOTE_MISSING') throw error;
+  }
 }
 
 /** Waits for the guest to end, or stops it on Ctrl+C; the exit status says which. */
