@@ -132,8 +132,12 @@ test('package search, pull, list, describe, build, import, init, collect', async
   const update = await c(['package', 'update', '-v']);
   t.is(out(update), `[01/02] ${'app'.padEnd(50)}... package does not exist in remote repository\n` +
     `[02/02] ${'osv.bootstrap'.padEnd(50)}... already latest\nUpdated 0 packages (out of 2 that were found locally)\n`);
+  // A descriptor that does not parse is left out with a warning (Capstan's list stops quietly there).
+  await writeFile(path.join(p.env.CAPSTAN_ROOT, 'packages', 'aa.broken.yaml'), 'name: [\n');
   const listed = await c(['package', 'list']);
+  t.is(listed.exitCode, 0, both(listed));
   t.is(out(listed), `${header}\n${fileInfoRow('app', 'App', '1.2.3', '2024-05-01 10:20')}\n${fileInfoRow('osv.bootstrap', 'OSv Bootstrap', '0.57.0', 'N/A')}\n`);
+  t.regex(err(listed), /^warning: .*aa\.broken\.yaml.*\(aa\.broken\.yaml left out\)\n$/);
   const described = await c(['package', 'describe', 'app']);
   t.regex(out(described), /PACKAGE EXECUTION\nruntime: native\ndefault configuration: default\n-+\nCONFIGURATION NAME {8}\| BOOT COMMAND\n-+\ndefault {19}\| \/app\.so hello\n-+\n\nPACKAGE DOCUMENTATION\nThe app\.\n/);
 
@@ -366,6 +370,11 @@ test('runtime list, preview, init; volume create, delete; config print', async (
     'CAPSTAN_DISABLE_KVM: true', 'CAPSTAN_QEMU_AIO_TYPE: threads', '', '--- curent directory configuration', 'CAPSTANIGNORE:',
     '/data/*.tmp', '/meta/*', '/mpm-pkg', '/.git', '/.capstanignore', '/.gitignore', '/volumes', '',
   ].join('\n'));
+  // As Capstan: a .capstanignore that cannot be used is printed in place of its patterns, exit 0.
+  await writeFile(path.join(p.root, '.capstanignore'), '/meta\n');
+  const badIgnore = await c(['config', 'print']);
+  t.is(badIgnore.exitCode, 0, both(badIgnore));
+  t.regex(out(badIgnore), /^--- global configuration\n[\s\S]*\nCAPSTANIGNORE:\n\S*\.capstanignore:1:1: '\/meta' cannot be ignored\n$/);
 });
 
 test('capstan run in a package folder composes, boots in the foreground and returns when the guest ends', async (t) => {
@@ -440,16 +449,21 @@ test('a detached persisted instance: instances, stop, run it again, delete', asy
   const p = await userProject(t, APP, { mode: 'wait' });
   const c = cli(p);
   t.is((await c(['package', 'compose', 'app', '-p'])).exitCode, 0);
+  // A folder named like the image (the package folder, often) does not hide it, as in Capstan.
+  await mkdir(path.join(p.root, 'app'));
   const started = await c(['run', '-i', 'app', 'myvm', '--persist', '--detach', '-m', '256M']);
   t.is(started.exitCode, 0, both(started));
   const pid = Number(/\(pid (\d+)\)/.exec(out(started))?.[1]);
   t.true(pidAlive(pid), 'still running after capstan returned');
   t.teardown(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } });
-  const row = (status: string) => `${'myvm'.padEnd(35)} ${'qemu'.padEnd(10)} ${status.padEnd(10)} ${path.join(p.env.CAPSTAN_ROOT, 'repository', 'app', 'app.qemu')}`;
+  const row = (status: string) => `${'myvm'.padEnd(35)} ${'qemu'.padEnd(10)} ${status.padEnd(10)} ${'app'.padEnd(15)}`;
   t.is(out(await c(['instances'])), `${'Name'.padEnd(35)} ${'Platform'.padEnd(10)} ${'Status'.padEnd(10)} ${'Image'.padEnd(15)}\n${row('Running')}\n`);
   const stopped = await c(['stop', 'myvm']);
   t.is(out(stopped), 'Stopped instance: myvm\n');
   t.true(await waitGone(pid));
+  const again0 = await c(['stop', 'myvm']);
+  t.is(out(again0), 'Stopped instance: myvm\n', "Capstan's line, whatever the instance was doing");
+  t.regex(err(again0), /warning: myvm was not running/);
   t.is(out(await c(['I'])).split('\n')[1], row('Stopped'), 'persisted: still listed');
 
   // Booting it by name takes its stored settings; -e sets a new command line in its overlay.
@@ -478,4 +492,29 @@ test('a detached persisted instance: instances, stop, run it again, delete', asy
   t.is(out(deleted), 'Deleted instance: myvm\n');
   t.false(existsSync(path.join(p.env.CAPSTAN_ROOT, 'instances', 'qemu', 'myvm')));
   t.is((await c(['stop', 'myvm'])).exitCode, 65);
+
+  // An image file: the instance is named after the argument as typed, "/" as "-" (Capstan's rule).
+  await mkdir(path.join(p.root, 'out'));
+  await writeFile(path.join(p.root, 'out', 'app.qcow2'), await readFile(path.join(p.env.CAPSTAN_ROOT, 'repository', 'app', 'app.qemu')));
+  const fromFile = await c(['run', 'out/app.qcow2', '--persist', '--detach', '-m', '256M']);
+  t.is(fromFile.exitCode, 0, both(fromFile));
+  t.regex(out(fromFile), /Created instance: out-app\.qcow2\n/);
+  t.regex(out(await c(['instances'])), /\nout-app\.qcow2 +qemu +Running +app\.qcow2 *\n/);
+  t.is((await c(['delete', 'out-app.qcow2'])).exitCode, 0);
+
+  // An instance Capstan persisted (its qemu.VMConfig): listed, refused with a clear error, deletable.
+  const capstanDir = path.join(p.env.CAPSTAN_ROOT, 'instances', 'qemu', 'capi');
+  await mkdir(capstanDir, { recursive: true });
+  await writeFile(path.join(capstanDir, 'osv.config'), [
+    'name: capi', 'cmd: ""', 'disablekvm: true', 'persist: true', `instancedir: ${capstanDir}`, `monitor: ${capstanDir}/osv.monitor`,
+    `configfile: ${capstanDir}/osv.config`, 'aiotype: threads', `image: ${capstanDir}/disk.qcow2`, 'backingfile: true', 'volumes: []',
+    'memory: 1024', 'cpus: 2', 'networking: nat', 'bridge: ""', 'natrules: []', 'mac: ""', `vncfile: ${capstanDir}/vnc-domain-socket`, '',
+  ].join('\n'));
+  t.regex(out(await c(['instances'])), /\ncapi +qemu +Stopped *\n/, 'listed, the Image column blank as Capstan leaves it');
+  const foreign = await c(['run', 'capi']);
+  t.is(foreign.exitCode, 65, both(foreign));
+  t.regex(err(foreign), /osv\.config: instance "capi" was made by Capstan, whose osv\.config gulp-capstan does not boot\n {2}Boot it with Capstan/);
+  t.notRegex(err(foreign), /unexpected error/);
+  t.is((await c(['delete', 'capi'])).exitCode, 0);
+  t.false(existsSync(capstanDir));
 });

@@ -19,6 +19,8 @@ export interface CapstanConfiguration {
   ignore: string[];
   /** The .capstanignore read, when there is one. */
   capstanignore?: string | undefined;
+  /** Why that .capstanignore could not be used (then `ignore` is empty), as Capstan prints it in place of the patterns. */
+  capstanignoreError?: Error | undefined;
 }
 
 export interface ConfigurationOptions {
@@ -44,11 +46,20 @@ export async function capstanConfiguration(options: ConfigurationOptions = {}): 
   const file = path.join(path.resolve(options.cwd ?? process.cwd()), '.capstanignore');
   let patterns: string[] = [];
   let capstanignore: string | undefined;
+  let text: string | undefined;
   try {
-    patterns = collectCapstanignorePatterns(await readFile(file, 'utf8'), file);
-    capstanignore = file;
+    text = await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  if (text !== undefined) {
+    capstanignore = file;
+    try {
+      patterns = collectCapstanignorePatterns(text, file);
+    } catch (error) {
+      // Capstan prints the error where the patterns would be, and the rest of the settings.
+      return { root, repoUrl, disableKvm, qemuAioType, ignore: [], capstanignore, capstanignoreError: error as Error };
+    }
   }
   return { root, repoUrl, disableKvm, qemuAioType, ignore: [...patterns, ...CAPSTAN_DEFAULT_IGNORES], capstanignore };
 }

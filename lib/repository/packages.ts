@@ -26,7 +26,10 @@ export interface ListedPackage extends PackageInfo {
 }
 
 /** Local packages (`packages/*.yaml`) whose name contains `filter`, sorted by name (Capstan's `package list`). */
-export async function listPackages(filter = '', options: { root?: string | undefined } = {}): Promise<ListedPackage[]> {
+export async function listPackages(
+  filter = '',
+  options: { root?: string | undefined; onUnreadable?: ((error: unknown, file: string) => void) | undefined } = {},
+): Promise<ListedPackage[]> {
   const dir = path.join(capstanRoot(options.root), 'packages');
   let names: string[];
   try { names = await readdir(dir); } catch { return []; }
@@ -34,7 +37,15 @@ export async function listPackages(filter = '', options: { root?: string | undef
   for (const file of names.filter((n) => n.endsWith('.yaml') && !n.startsWith('.')).sort()) {
     if (filter && !file.includes(filter)) continue;
     const yamlPath = path.join(dir, file);
-    const info = parsePackageYaml(await readFile(yamlPath, 'utf8'), yamlPath);
+    let info: PackageInfo;
+    try {
+      info = parsePackageYaml(await readFile(yamlPath, 'utf8'), yamlPath);
+    } catch (error) {
+      // Capstan's list ends quietly at a descriptor it cannot read; here the others are still listed.
+      if (!options.onUnreadable) throw error;
+      options.onUnreadable(error, yamlPath);
+      continue;
+    }
     const complete = await stat(path.join(dir, `${file.slice(0, -5)}.mpm`)).then(() => true, () => false);
     out.push({ ...info, yamlPath, complete });
   }

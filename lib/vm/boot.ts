@@ -253,6 +253,15 @@ export async function bootInstance(name: string, options: BootInstanceOptions = 
       code: 'E_VM_NO_INSTANCE', file: paths.dir, hint: 'Only instances booted with `persist: true` can be booted by name; see listInstances().',
     });
   }
+  if (typeof config.image !== 'string' || typeof config.network?.mode !== 'string') {
+    // Capstan's osv.config is its qemu.VMConfig (instancedir, natrules, networking…), another
+    // shape: say so rather than boot half of it.
+    const capstans = ['instancedir', 'natrules', 'networking', 'aiotype'].some((key) => key in (config as object));
+    throw new VmError(capstans ? `instance "${name}" was made by Capstan, whose osv.config gulp-capstan does not boot` : `instance "${name}" has an osv.config gulp-capstan cannot read`, {
+      code: 'E_VM_INSTANCE_CONFIG', file: paths.config,
+      hint: capstans ? "Boot it with Capstan, or run its image as a new instance here ('capstan run -i <image> <name>' replaces it)." : 'Delete the instance and run its image again.',
+    });
+  }
   let kernel = options.kernel ?? (config.kernel ? config.kernel : false);
   if (options.kernel === undefined && config.kernel && config.kernelFile && !sameFacts(fileFacts(config.kernel), config.kernelFile)) {
     stepLogger('bootVm', { silent: options.silent }).warn(`${name}: the kernel it was made with (${config.kernel}) has changed since (a loader pulled again?); booting from its disk`);

@@ -18,7 +18,7 @@ const print: Command = {
       '',
       '--- curent directory configuration', // sic: Capstan's spelling, for scripts that grep it
       'CAPSTANIGNORE:',
-      ...c.ignore,
+      ...(c.capstanignoreError ? [c.capstanignoreError.message.split('\n')[0]!] : c.ignore),
       '',
     ].join('\n'));
   },

@@ -1,6 +1,6 @@
 // The local image repository: `images` (`i`), `pull`, `rmi`, `import`, `info`
 // (lib/repository/images.ts, pull.ts, lib/image/probe.ts), printed as Capstan prints them.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { capstanInfo } from '../../image/probe.js';
 import { importImage, listImages, removeImage } from '../../repository/images.js';
@@ -129,7 +129,8 @@ export const infoCommand: Command = {
 /** An image file, or a repository image by name (`capstan run <image>`, `--target libvirt`). */
 export function imageFile(image: string, ctx: CommandContext): string {
   const asFile = path.resolve(ctx.cwd, image);
-  if (existsSync(asFile) && !existsSync(path.join(asFile, 'index.yaml'))) return asFile;
+  // As Capstan: a folder of that name (often the package folder itself) is not the image.
+  if (existsSync(asFile) && !statSync(asFile).isDirectory()) return asFile;
   checkRepositoryName(image, 'image', true);
   const inRepository = repositoryImagePath(image, ctx.root);
   if (!existsSync(inRepository)) {

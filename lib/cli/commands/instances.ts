@@ -144,7 +144,7 @@ async function runVm(ctx: CommandContext, p: ParsedArgs): Promise<number> {
       } else {
         await pullWhenRemote(image, ctx);
         imagePath = imageFile(image, ctx);
-        instance ??= existsSync(path.resolve(ctx.cwd, image)) ? instanceNameFor(imagePath) : image.replaceAll('/', '-');
+        instance ??= capstanInstanceName(image);
         // An image we composed into the repository boots through its loader's kernel (-kernel), as
         // `capstan run` in its package folder does, while that loader is unchanged.
         loader = await recordedLoader(imagePath);
@@ -172,6 +172,15 @@ async function runVm(ctx: CommandContext, p: ParsedArgs): Promise<number> {
 }
 
 /**
+ * Capstan's instance name for `run <image>`: the argument as typed with "/" as "-"
+ * (`build/app.qcow2` → `build-app.qcow2`), cleaned to a valid name (no leading dot or dash).
+ */
+function capstanInstanceName(image: string): string {
+  const name = image.replaceAll('/', '-').replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[.-]+/, '').slice(0, 64);
+  return name || instanceNameFor(image);
+}
+
+/**
  * As Capstan: an S3 image (`<namespace>/<name>`) that is neither a file here nor in the local
  * repository is pulled first, when the S3 repository has it (else imageFile says it is missing).
  */
@@ -184,6 +193,16 @@ async function pullWhenRemote(image: string, ctx: CommandContext): Promise<void>
   } catch (error) {
     if ((error as { code?: string }).code !== 'E_REMOTE_MISSING') throw error;
   }
+}
+
+/**
+ * The Image column: the repository name of the image an instance of ours was made from, else
+ * its file name; blank for one Capstan made (Capstan leaves the column blank).
+ */
+function imageLabel(config: { image?: unknown; network?: unknown } | undefined, root: string): string {
+  if (!config || typeof config.image !== 'string' || config.network === undefined) return '';
+  const repository = path.join(root, 'repository') + path.sep;
+  return config.image.startsWith(repository) ? path.dirname(config.image.slice(repository.length)).split(path.sep).join('/') : path.basename(config.image);
 }
 
 /** Waits for the guest to end, or stops it on Ctrl+C; the exit status says which. */
@@ -235,7 +254,7 @@ export const instancesCommand: Command = {
     let text = `${goColumns(['Name', 'Platform', 'Status', 'Image'], widths)}\n`;
     for (const i of await listInstances({ root: ctx.root })) {
       if (!i.persisted && !i.running) continue;
-      text += `${goColumns([i.name, 'qemu', i.running ? 'Running' : 'Stopped', i.config?.image ?? ''], widths)}\n`;
+      text += `${goColumns([i.name, 'qemu', i.running ? 'Running' : 'Stopped', imageLabel(i.config, ctx.root)], widths)}\n`;
     }
     ctx.out.write(text);
   },
@@ -250,7 +269,9 @@ export const stopCommand: Command = {
     expectArgs(p.args, 1, 'usage: capstan stop [instance_name]', ctx.path);
     if (wantsLibvirt(p, ctx.path)) { ctx.out.line(await stopOnLibvirt(ctx, p, p.args[0]!)); return; }
     const outcome = await stopInstance(p.args[0]!, { root: ctx.root });
-    ctx.out.line(outcome === 'gone' ? `Instance ${p.args[0]} was not running` : `Stopped instance: ${p.args[0]}`);
+    // Capstan prints this line whatever the instance was doing; scripts look for it.
+    if (outcome === 'gone') ctx.out.warn(`${p.args[0]} was not running`);
+    ctx.out.line(`Stopped instance: ${p.args[0]}`);
   },
 };
 

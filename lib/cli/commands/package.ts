@@ -155,7 +155,9 @@ const listCommand: Command = {
   usage: 'lists the available packages',
   async run(ctx, p) {
     expectArgs(p.args, 0, 'usage: capstan package list', ctx.path);
-    const packages = await listPackages('', { root: ctx.root });
+    const packages = await listPackages('', {
+      root: ctx.root, onUnreadable: (error, file) => ctx.out.warn(`${(error as Error).message.split('\n')[0]} (${path.basename(file)} left out)`),
+    });
     ctx.out.write(`${fileInfoHeader()}\n${packages.map((pkg) => `${packageRow(pkg)}\n`).join('')}`);
   },
 };
