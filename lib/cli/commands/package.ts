@@ -243,7 +243,8 @@ const update: Command = {
         else ctx.out.line(`${head}... updating ${u.from ?? ''} -> ${u.to ?? ''}\npackage successfully updated`);
       });
     }
-    if (updates.length > 0 || !verbose) {
+    // Capstan prints nothing at all when there are no local packages (only -v says so).
+    if (updates.length > 0) {
       ctx.out.line(`Updated ${updates.filter((u) => u.status === 'updated').length} packages (out of ${updates.length} that were found locally)`);
     }
   },
