@@ -443,6 +443,12 @@ test('capstan run <namespace>/<name> pulls the image from the S3 repository firs
   const missing = await c(['-u', bucket, 'run', 'mike/nothere']);
   t.is(missing.exitCode, 65, both(missing));
   t.regex(err(missing), /mike\/nothere: no such image at: /);
+  // A disk file's path that is not there is not looked up in S3.
+  const asked = p.server.requests.length;
+  const typo = await c(['-u', bucket, 'run', 'out/app.qcow2']);
+  t.is(typo.exitCode, 65, both(typo));
+  t.regex(err(typo), /out\/app\.qcow2: no such image at: /);
+  t.is(p.server.requests.length, asked, 'no request to the bucket');
 });
 
 test('a detached persisted instance: instances, stop, run it again, delete', async (t) => {

@@ -187,6 +187,8 @@ function capstanInstanceName(image: string): string {
 async function pullWhenRemote(image: string, ctx: CommandContext): Promise<void> {
   const parts = image.split('/');
   if (parts.length !== 2 || parts.some((part) => part === '' || part.startsWith('.'))) return;
+  // A disk file's name (out/app.qcow2) that is not there is a local mistake, not an S3 image.
+  if (/\.(qemu|qcow2|img|raw|vmdk|vdi|vbox|vmw|gce|tar\.gz)$/i.test(image)) return;
   if (existsSync(path.resolve(ctx.cwd, image)) || existsSync(repositoryImagePath(image, ctx.root))) return;
   try {
     await pullImage(image, { ...remoteOptions(ctx), remote: 's3', hypervisor: 'qemu' });
