@@ -9,9 +9,9 @@
 // Slot i lives at byte `dataStart + i · unitSize`. shiftFront() moves the first slots to the end
 // so that metadata whose size is only known at the end (it grows with the virtual size) can take
 // the room before the data, as VMware, VirtualBox and QEMU lay these formats out.
-import { readSync, writeSync, writevSync } from 'node:fs';
+import { writeSync, writevSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { ImageError } from '../errors.js';
+import { readExactlySync } from './qcow2.js';
 
 interface Unit { index: number; data: Buffer; dirty: boolean }
 
@@ -115,11 +115,7 @@ export class UnitAllocator {
       this.pending[inPending]!.copy(into);
       return;
     }
-    for (let done = 0; done < this.unitSize;) {
-      const n = readSync(this.fh.fd, into, done, this.unitSize - done, this.dataStart + slot * this.unitSize + done);
-      if (n === 0) throw new ImageError(`the image file ends inside allocated unit ${slot}`, { code: 'E_IMAGE_SHORT' });
-      done += n;
-    }
+    readExactlySync(this.fh.fd, into.subarray(0, this.unitSize), this.dataStart + slot * this.unitSize);
   }
 
   private evict(): void {

@@ -528,11 +528,11 @@ export function writerClosed(): ImageError {
   return new ImageError('the image was closed while it was being written (the build was stopped)', { code: 'E_IMAGE_CLOSED' });
 }
 
-/** Reads a whole cluster at `position` (a short read means the file is not what we wrote). */
-function readExactlySync(fd: number, into: Buffer, position: number): void {
+/** Fills `into` from `position` of the image being written (a short read means the file is not what we wrote); the unit allocator's writers use it too. */
+export function readExactlySync(fd: number, into: Buffer, position: number): void {
   for (let done = 0; done < into.length;) {
     const n = readSync(fd, into, done, into.length - done, position + done);
-    if (n === 0) throw new ImageError(`the image being written ended at ${position + done} bytes while a cluster was read back`, { code: 'E_QCOW2_SHORT_READ' });
+    if (n === 0) throw new ImageError(`the image being written ended at ${position + done} bytes while data written earlier was read back`, { code: 'E_IMAGE_SHORT_READ' });
     done += n;
   }
 }

@@ -129,10 +129,20 @@ export class RepositoryClient {
     return { path: dest, kernel, release: found.release, url: found.loader.url };
   }
 
-  /** `index.yaml` an S3 remote keeps beside an image; a broken one is ignored (it is only metadata). */
-  private async remoteIndex(file: RemoteFile) {
+  /**
+   * `index.yaml` an S3 remote keeps beside an image; a missing or broken one is ignored (it is
+   * only metadata). With `networkErrors: 'throw'`, failing to reach the remote still is an error.
+   */
+  private async remoteIndex(file: RemoteFile, options: { networkErrors?: 'throw' } = {}): Promise<ImageIndex | undefined> {
+    let text: string;
     try {
-      const { text } = await this.http!.text(file.url, 'the image index');
+      ({ text } = await this.http!.text(file.url, 'the image index'));
+    } catch (error) {
+      const network = error instanceof RepositoryError && (error.code === 'E_REMOTE_NETWORK' || error.code === 'E_REMOTE_RATE_LIMIT');
+      if (network && options.networkErrors === 'throw') throw error;
+      return undefined;
+    }
+    try {
       return parseImageIndex(text, file.url);
     } catch {
       return undefined;
@@ -279,18 +289,8 @@ export class RepositoryClient {
     const worker = async () => {
       for (let i = next++; i < indexes.length; i = next++) {
         const { name, index } = indexes[i]!;
-        let text: string;
-        try {
-          ({ text } = await this.http!.text(index.url, `the image index ${name}`));
-        } catch (error) {
-          if (error instanceof RepositoryError && (error.code === 'E_REMOTE_NETWORK' || error.code === 'E_REMOTE_RATE_LIMIT')) throw error;
-          continue;
-        }
-        try {
-          found[i] = { name, url: index.url, ...parseImageIndex(text, index.url) };
-        } catch {
-          // not an index Capstan could read either
-        }
+        const parsed = await this.remoteIndex(index, { networkErrors: 'throw' });
+        if (parsed) found[i] = { name, url: index.url, ...parsed };
       }
     };
     await Promise.all(Array.from({ length: Math.min(8, indexes.length) }, worker));
